@@ -1,0 +1,165 @@
+"""The ``ttdm`` command: one sub-command per pipeline stage, each called by one Snakemake rule.
+
+Every stage takes its settings as a JSON spec (``--spec``), built by the workflow from the validated config, and
+saves it beside its outputs. Imports are local to each command so that ``ttdm --help`` and light stages start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _spec(text: str) -> dict[str, Any]:
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--spec is not valid JSON: {err}") from None
+    if not isinstance(spec, dict):
+        raise argparse.ArgumentTypeError("--spec must be a JSON object")
+    return spec
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    from ttdm.config import load_config, runs
+
+    config = load_config(args.config)
+    n_runs = sum(1 for _ in runs(config))
+    print(f"{args.config}: valid; {len(config['datasets'])} datasets, {n_runs} training runs")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from ttdm.data.prepare import prepare_dataset
+
+    meta = prepare_dataset(args.spec, args.out)
+    print(f"{args.out}: {meta['n_train']} train, {meta['n_test']} test, {meta['n_floor']} floor rows, D = {meta['dim']}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ttdm.train import train
+
+    train(args.spec, args.data, args.out)
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from ttdm.generate import generate
+
+    generate(args.spec, args.run, args.out)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ttdm.evaluation import evaluate_run
+
+    evaluate_run(args.spec, samples_dir=args.samples, data_dir=args.data, out=args.out)
+
+
+def cmd_floor(args: argparse.Namespace) -> None:
+    from ttdm.evaluation import evaluate_floor
+
+    evaluate_floor(args.spec, data_dir=args.data, out=args.out)
+
+
+def cmd_tables(args: argparse.Namespace) -> None:
+    from ttdm.report.tables import write_tables
+
+    write_tables(args.metrics, args.floors, args.runs, args.bench, args.out, main=args.main)
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from ttdm.report.figures import write_figures
+
+    write_figures(args.results, args.out)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from ttdm.bench import run_benchmarks
+
+    run_benchmarks(args.spec, args.out, data_root=args.data)
+
+
+def cmd_paper(args: argparse.Namespace) -> None:
+    from ttdm.report.paper import compile_paper, render_paper
+
+    out = render_paper(args.results, args.templates, args.spec, args.out)
+    if not args.no_compile:
+        print(compile_paper(Path(out).parent if Path(out).suffix else out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ttdm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("check-config", cmd_check_config, "validate a config file against the schema and the registries")
+    p.add_argument("config", type=Path)
+
+    p = add("data", cmd_data, "write the train/test/floor splits and meta.json of one dataset")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("train", cmd_train, "train one model (resumes from its last checkpoint)")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("sample", cmd_sample, "draw samples from a trained run with every configured sampler")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("evaluate", cmd_evaluate, "compute the metrics of a run's samples against the test split")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--samples", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("floor", cmd_floor, "compute the metrics of a fresh true sample (the data floor)")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("tables", cmd_tables, "aggregate metrics and runs into CSV and LaTeX tables")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--floors", type=Path, nargs="+", required=True)
+    p.add_argument("--runs", type=Path, nargs="+", required=True)
+    p.add_argument("--bench", type=Path, default=None)
+    p.add_argument("--main", default=None, help="setting of the main table, SAMPLER_STEPS")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("figures", cmd_figures, "draw the figures (PDF and PNG) from the results")
+    p.add_argument("--results", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("bench", cmd_bench, "benchmark training and sampling speed, memory and parameter counts")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--data", type=Path, default=Path("results/data"), help="folder of the datasets' folders")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("paper", cmd_paper, "render the LaTeX paper from the results and compile it")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON")
+    p.add_argument("--results", type=Path, required=True)
+    p.add_argument("--templates", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--no-compile", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
+        print(f"ttdm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The workflow configuration: schema validation with defaults, and the job specs built from it.
+
+`validate_config` checks a config dict against workflow/schemas/config.schema.yaml (whose `x-registry` fields take
+their allowed values from ttdm's registries), fills defaults, then checks what a schema cannot: that the grid names
+existing datasets and models, that component options are accepted by the component, and that the main-table setting
+exists. Every error names the config file, the key's path and the allowed values, and all are reported at once, before
+any job starts. The `*_spec` functions turn the validated config and a job's wildcards into the small dict that the
+job receives on its command line and saves beside its outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from ttdm.registry import Registry
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message lists every problem found."""
+
+
+def _registries() -> dict[str, Registry]:
+    from ttdm.data import DATASETS
+    from ttdm.methods import METHODS
+    from ttdm.metrics import METRICS
+    from ttdm.models import MODELS
+    from ttdm.samplers import SAMPLERS
+    from ttdm.schedules import SCHEDULES
+
+    return {
+        "dataset": DATASETS,
+        "model": MODELS,
+        "sampler": SAMPLERS,
+        "metric": METRICS,
+        "method": METHODS,
+        "schedule": SCHEDULES,
+    }
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Read the YAML schema and turn each ``x-registry: NAME`` field into an enum of NAME's registered names."""
+    schema = yaml.safe_load(Path(path).read_text())
+    registries = _registries()
+
+    def fill(node: Any) -> None:
+        if isinstance(node, dict):
+            if "x-registry" in node:
+                node["enum"] = registries[node["x-registry"]].names()
+            for value in node.values():
+                fill(value)
+        elif isinstance(node, list):
+            for value in node:
+                fill(value)
+
+    fill(schema)
+    return schema
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that also writes each property's `default` into the instance (jsonschema FAQ recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _with_defaults(Draft202012Validator)
+
+
+def _key_path(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate_config(
+    config: dict[str, Any], *, source: str = "config", schema_path: str | Path = SCHEMA_PATH
+) -> dict[str, Any]:
+    """Return a completed copy of ``config`` or raise ConfigError listing every problem with its key path."""
+    config = copy.deepcopy(config)
+    schema = load_schema(schema_path)
+    errors = []
+    for err in sorted(_DefaultFillingValidator(schema).iter_errors(config), key=lambda e: list(e.absolute_path)):
+        where = _key_path(err.absolute_path)
+        if err.validator == "propertyNames":
+            # the message of a bad name is about the name, not the value
+            where = f"{where}: key {err.instance!r}"
+        errors.append(f"{where}: {err.message}")
+    if not errors:
+        errors = _semantic_errors(config)
+    if errors:
+        raise ConfigError(f"{source} is not valid:\n  - " + "\n  - ".join(errors))
+    return config
+
+
+def _accepts(component: Any, options: dict[str, Any], skip: int) -> list[str]:
+    """Option names that ``component`` does not accept (by its signature, after ``skip`` positional args)."""
+    params = list(inspect.signature(component).parameters.values())[skip:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []
+    allowed = {p.name for p in params}
+    return sorted(set(options) - allowed)
+
+
+def _semantic_errors(config: dict[str, Any]) -> list[str]:
+    reg = _registries()
+    errors = []
+    for b, block in enumerate(config["grid"]):
+        for kind, known in (("datasets", config["datasets"]), ("models", config["models"])):
+            for name in block[kind]:
+                if name not in known:
+                    errors.append(
+                        f"grid.{b}.{kind}: {name!r} is not defined under {kind}; defined: {', '.join(sorted(known))}"
+                    )
+    for name, sampler in config["sampling"]["samplers"].items():
+        knobs = {k: v for k, v in sampler.items() if k not in ("kind", "steps")}
+        for bad in _accepts(reg["sampler"].get(sampler["kind"]), knobs, skip=4):
+            errors.append(f"sampling.samplers.{name}: unknown option {bad!r} for sampler kind {sampler['kind']!r}")
+        too_many = [s for s in sampler["steps"] if s > config["schedule"]["T"]]
+        if too_many:
+            errors.append(f"sampling.samplers.{name}.steps: {too_many} exceed schedule.T = {config['schedule']['T']}")
+    for name, options in config["metrics"].items():
+        for bad in _accepts(reg["metric"].get(name), options, skip=2):
+            errors.append(f"metrics.{name}: unknown option {bad!r}")
+    main = config["sampling"].get("main")
+    if main is not None and main not in sampling_keys(config):
+        errors.append(f"sampling.main: {main!r} is not a configured setting; allowed: {', '.join(sampling_keys(config))}")
+    return errors
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The grid and the job specs
+
+
+def sampling_keys(config: dict[str, Any]) -> list[str]:
+    """Every configured sampler setting as SAMPLER_STEPS, e.g. ['ddpm_1000', 'ddim_10']."""
+    return [f"{name}_{steps}" for name, s in config["sampling"]["samplers"].items() for steps in s["steps"]]
+
+
+def main_setting(config: dict[str, Any]) -> str:
+    """The setting of the main results table: sampling.main, else the first sampler at its largest step count."""
+    main = config["sampling"].get("main")
+    if main:
+        return main
+    name, sampler = next(iter(config["sampling"]["samplers"].items()))
+    return f"{name}_{max(sampler['steps'])}"
+
+
+def runs(config: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
+    """(dataset, model, seed) for every training job, each once, in grid order."""
+    seen = set()
+    for block in config["grid"]:
+        for dataset in block["datasets"]:
+            for model in block["models"]:
+                for seed in config["seeds"]:
+                    if (dataset, model, seed) not in seen:
+                        seen.add((dataset, model, seed))
+                        yield dataset, model, seed
+
+
+def used_datasets(config: dict[str, Any]) -> list[str]:
+    """Datasets that some grid block trains on, in config order."""
+    used = {d for block in config["grid"] for d in block["datasets"]}
+    return [d for d in config["datasets"] if d in used]
+
+
+def n_eval(config: dict[str, Any], dataset: str) -> int:
+    """Number of model samples evaluated on ``dataset``, which is also the size of its data floor."""
+    return config["datasets"][dataset].get("n_eval") or config["sampling"]["n_samples"]
+
+
+def data_spec(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Spec of the data job of ``dataset``."""
+    entry = dict(config["datasets"][dataset])
+    entry.pop("n_eval", None)
+    return {"name": dataset, **entry, "n_floor": n_eval(config, dataset), "seed": config["data_seed"]}
+
+
+def training_for(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
+    """Training settings of a run: the global ones, overridden by the first grid block that holds the pair."""
+    training = dict(config["training"])
+    for block in config["grid"]:
+        if dataset in block["datasets"] and model in block["models"]:
+            training.update(block.get("training") or {})
+            break
+    return training
+
+
+def run_spec(config: dict[str, Any], dataset: str, model: str, seed: int) -> dict[str, Any]:
+    """Spec of the training job (dataset, model, seed)."""
+    model_cfg = dict(config["models"][model])
+    arch = model_cfg.pop("arch")
+    training = training_for(config, dataset, model)
+    return {
+        "dataset": dataset,
+        "model": model,
+        "arch": arch,
+        "model_cfg": model_cfg,
+        "seed": int(seed),
+        "method": training.pop("method"),
+        "schedule": config["schedule"],
+        "training": training,
+        "device": config["device"],
+        "threads": config["threads"],
+    }
+
+
+def sample_spec(config: dict[str, Any], dataset: str, seed: int) -> dict[str, Any]:
+    """Spec of the sampling job of one run (the model and schedule come from the run's own spec.json)."""
+    return {
+        "seed": int(seed),
+        "n_samples": n_eval(config, dataset),
+        "batch_size": config["sampling"]["batch_size"],
+        "device": config["device"],
+        "threads": config["threads"],
+        "samplers": config["sampling"]["samplers"],
+    }
+
+
+def eval_spec(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Spec of a metrics job: the metrics with their options and the seed of their random projections."""
+    return {"metrics": config["metrics"], "seed": int(seed) + config["data_seed"]}
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config file, apply ``overrides`` (top-level keys) and validate it."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(config).__name__}")
+    config.update(overrides or {})
+    return validate_config(config, source=str(path))
+
+
+def bench_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """Spec of the benchmark job: each configured model on the first dataset it is trained on, every sampler setting.
+
+    ``models`` maps a model name to ``{"arch", "model_cfg", "dataset"}``; the benchmark reads that dataset's
+    meta.json (dimension, image shape) and train.npy.
+    """
+    models: dict[str, Any] = {}
+    for dataset, model, _ in runs(config):
+        if model not in models:
+            model_cfg = dict(config["models"][model])
+            models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset}
+    return {
+        **config["bench"],
+        "models": models,
+        "samplers": config["sampling"]["samplers"],
+        "schedule": config["schedule"],
+        "batch_size": config["training"]["batch_size"],
+        "lr": config["training"]["lr"],
+        "device": config["device"],
+        "threads": config["threads"],
+        "seed": config["data_seed"],
+    }

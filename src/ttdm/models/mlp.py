@@ -1,0 +1,44 @@
+"""A plain MLP noise predictor: ε_θ(x, t) = MLP([x, TimeMLP(t)])."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ttdm.models import MODELS
+from ttdm.models.embeddings import TimeMLP, broadcast_time, make_config
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden: int = 128  # width of every hidden layer
+    depth: int = 3  # number of hidden layers
+    time_dim: int = 32  # size of the sinusoidal time embedding and of its MLP
+
+
+class MLP(nn.Module):
+    """ε_θ(x, t) = W_out SiLU(... SiLU(W_1 [x, h(t)])), h(t) = TimeMLP(t), SiLU activations.
+
+    Shapes: x: (B, D), t: (B,) -> (B, D).
+    """
+
+    def __init__(self, dim: int, cfg: MLPConfig) -> None:
+        super().__init__()
+        self.time = TimeMLP(cfg.time_dim, cfg.time_dim)
+        layers: list[nn.Module] = [nn.Linear(dim + cfg.time_dim, cfg.hidden), nn.SiLU()]
+        for _ in range(cfg.depth - 1):
+            layers += [nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU()]
+        layers.append(nn.Linear(cfg.hidden, dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        h = self.time(broadcast_time(x, t))  # (B, time_dim)
+        return self.net(torch.cat([x, h], dim=1))  # (B, D)
+
+
+@MODELS.register("mlp")
+def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: int) -> MLP:
+    """An :class:`MLP` for D = ``dim``; ``image_shape`` is ignored. hparams: hidden (128), depth (3), time_dim (32)."""
+    return MLP(dim, make_config(MLPConfig, "mlp", hparams))

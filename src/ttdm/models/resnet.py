@@ -1,0 +1,60 @@
+"""A residual MLP noise predictor: pre-norm residual blocks with an additive time projection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ttdm.models import MODELS
+from ttdm.models.embeddings import TimeMLP, broadcast_time, make_config
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    hidden: int = 128  # width of the residual stream
+    blocks: int = 2  # number of residual blocks
+    time_dim: int = 32  # size of the sinusoidal time embedding
+
+
+class ResidualBlock(nn.Module):
+    """h ↦ h + W_2 (SiLU(W_1 LayerNorm(h)) + P τ), τ the time features.  h: (B, H), τ: (B, H) -> (B, H)."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.lin1 = nn.Linear(hidden, hidden)
+        self.time_proj = nn.Linear(hidden, hidden)
+        self.lin2 = nn.Linear(hidden, hidden)
+
+    def forward(self, h: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        z = nn.functional.silu(self.lin1(self.norm(h))) + self.time_proj(tau)
+        return h + self.lin2(z)
+
+
+class ResNet(nn.Module):
+    """ε_θ(x, t) = W_out LayerNorm(h_K), h_0 = W_in x, h_k = Block_k(h_{k-1}, SiLU(TimeMLP(t))).
+
+    Shapes: x: (B, D), t: (B,) -> (B, D).
+    """
+
+    def __init__(self, dim: int, cfg: ResNetConfig) -> None:
+        super().__init__()
+        self.time = nn.Sequential(TimeMLP(cfg.time_dim, cfg.hidden), nn.SiLU())
+        self.inp = nn.Linear(dim, cfg.hidden)
+        self.blocks = nn.ModuleList(ResidualBlock(cfg.hidden) for _ in range(cfg.blocks))
+        self.out = nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, dim))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tau = self.time(broadcast_time(x, t))  # (B, H)
+        h = self.inp(x)  # (B, H)
+        for block in self.blocks:
+            h = block(h, tau)
+        return self.out(h)  # (B, D)
+
+
+@MODELS.register("resnet")
+def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: int) -> ResNet:
+    """A :class:`ResNet` for D = ``dim``; ``image_shape`` is ignored. hparams: hidden (128), blocks (2), time_dim (32)."""
+    return ResNet(dim, make_config(ResNetConfig, "resnet", hparams))

@@ -1,0 +1,156 @@
+"""A small U-Net noise predictor for small images (the 8×8 digits): residual blocks, skips, attention at the bottom.
+
+Layout for ``channel_mult = (1, 2)`` on (1, 8, 8) images with c = ``channels`` (Ho et al. 2020, appendix B, shrunk):
+
+    conv_in 1→c @8×8 · Res c→c @8×8 ─skip─┐ · down 8→4 · Res c→2c @4×4 ─skip─┐ ·
+    middle: Res 2c, self-attention, Res 2c @4×4 ·
+    Res [2c, 2c]→2c @4×4 ┘ · up 4→8 · Res [2c, c]→c @8×8 ┘ · GroupNorm, SiLU, conv_out c→1
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ttdm.models import MODELS
+from ttdm.models.embeddings import TimeMLP, broadcast_time, make_config
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    channels: int = 32  # base width c; level l has c * channel_mult[l] channels
+    channel_mult: tuple[int, ...] = (1, 2)  # one entry per resolution; each level after the first halves H and W
+    attention: bool = True  # single-head self-attention at the lowest resolution
+    groups: int = 8  # GroupNorm groups; must divide every channel count
+    time_dim: int = 128  # size of the sinusoidal time embedding and of its MLP
+
+
+class SoftmaxAttention(nn.Module):
+    """Att(Q, K, V) = softmax(Q Kᵀ / √d) V (Vaswani et al. 2017, eq. 1); a Performer can take its place.
+
+    Shapes: q, k, v: (B, N, d) -> (B, N, d).
+    """
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        scores = torch.einsum("bnd,bmd->bnm", q, k) / math.sqrt(q.shape[-1])  # (B, N, N)
+        return torch.einsum("bnm,bmd->bnd", scores.softmax(dim=-1), v)  # (B, N, d)
+
+
+class SelfAttention2d(nn.Module):
+    """h ↦ h + W_o Att(W_q ĥ, W_k ĥ, W_v ĥ), ĥ = GroupNorm(h) over the H·W pixels as tokens, one head.
+
+    Shapes: h: (B, C, H, W) -> (B, C, H, W).
+    """
+
+    def __init__(self, channels: int, groups: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.attend = SoftmaxAttention()
+        self.out = nn.Linear(channels, channels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = h.shape
+        tokens = self.norm(h).flatten(2).transpose(1, 2)  # (B, H*W, C)
+        q, k, v = self.qkv(tokens).chunk(3, dim=-1)  # 3 × (B, H*W, C)
+        a = self.out(self.attend(q, k, v))  # (B, H*W, C)
+        return h + a.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
+
+
+class ResBlock(nn.Module):
+    """h ↦ skip(h) + Conv(SiLU(GN(Conv(SiLU(GN(h))) + P τ))), the DDPM residual block.
+
+    Shapes: h: (B, C_in, H, W), τ: (B, time_dim) -> (B, C_out, H, W).
+    """
+
+    def __init__(self, c_in: int, c_out: int, time_dim: int, groups: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time_proj = nn.Linear(time_dim, c_out)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, h: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        z = self.conv1(nn.functional.silu(self.norm1(h)))
+        z = z + self.time_proj(tau)[:, :, None, None]  # (B, C_out, 1, 1) broadcast over pixels
+        z = self.conv2(nn.functional.silu(self.norm2(z)))
+        return self.skip(h) + z
+
+
+class UNet(nn.Module):
+    """ε_θ(x, t) for x a flattened image; see the module docstring for the layout.
+
+    Shapes: x: (B, D) with D = C·H·W, t: (B,) -> (B, D).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], cfg: UNetConfig) -> None:
+        super().__init__()
+        self.image_shape = image_shape
+        widths = [cfg.channels * m for m in cfg.channel_mult]
+        g, td = cfg.groups, cfg.time_dim
+        self.time = nn.Sequential(TimeMLP(td, td), nn.SiLU())
+        self.conv_in = nn.Conv2d(image_shape[0], cfg.channels, 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        c = cfg.channels
+        for level, w in enumerate(widths):
+            self.down.append(ResBlock(c, w, td, g))
+            if level < len(widths) - 1:
+                self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
+            c = w
+        self.mid1 = ResBlock(c, c, td, g)
+        self.attn = SelfAttention2d(c, g) if cfg.attention else nn.Identity()
+        self.mid2 = ResBlock(c, c, td, g)
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for level in reversed(range(len(widths))):
+            self.up.append(ResBlock(c + widths[level], widths[level], td, g))
+            c = widths[level]
+            if level > 0:
+                self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(c, c, 3, padding=1)))
+        self.out = nn.Sequential(nn.GroupNorm(g, c), nn.SiLU(), nn.Conv2d(c, image_shape[0], 3, padding=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        tau = self.time(broadcast_time(x, t))  # (B, time_dim)
+        h = self.conv_in(x.reshape(B, *self.image_shape))  # (B, c, H, W)
+        skips = []
+        for level, block in enumerate(self.down):
+            h = block(h, tau)
+            skips.append(h)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)  # (B, w, H/2, W/2)
+        h = self.mid2(self.attn(self.mid1(h, tau)), tau)
+        for k, block in enumerate(self.up):
+            h = block(torch.cat([h, skips.pop()], dim=1), tau)  # concatenated on channels
+            if k < len(self.upsample):
+                h = self.upsample[k](h)  # (B, w, 2H, 2W)
+        return self.out(h).reshape(B, -1)  # (B, D)
+
+
+@MODELS.register("unet")
+def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: object) -> UNet:
+    """A :class:`UNet` for images of ``image_shape`` (C, H, W) flattened to D = ``dim`` = C·H·W.
+
+    hparams: channels (32), channel_mult ((1, 2)), attention (True), groups (8), time_dim (128).
+    """
+    if image_shape is None:
+        raise ValueError("model 'unet' needs image data (image_shape (C, H, W) in meta.json); this dataset has none")
+    if "channel_mult" in hparams:
+        hparams = {**hparams, "channel_mult": tuple(hparams["channel_mult"])}  # type: ignore[arg-type]
+    cfg = make_config(UNetConfig, "unet", hparams)
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3 or math.prod(shape) != dim:
+        raise ValueError(f"unet: image_shape {list(image_shape)} must be (C, H, W) with C·H·W = dim = {dim}")
+    factor = 2 ** (len(cfg.channel_mult) - 1)
+    if shape[1] % factor or shape[2] % factor:
+        raise ValueError(f"unet: image size {shape[1:]} is not divisible by 2^(levels-1) = {factor}")
+    widths = [cfg.channels] + [cfg.channels * m for m in cfg.channel_mult]
+    if any(w % cfg.groups for w in widths):
+        raise ValueError(f"unet: groups={cfg.groups} must divide every channel count, got {sorted(set(widths))}")
+    return UNet(shape, cfg)  # type: ignore[arg-type]

@@ -1,0 +1,278 @@
+"""Result tables: metrics collected over seeds, summaries against the data floor, CSV and booktabs LaTeX writers.
+
+Numbers are printed with ``SIG`` = 3 significant digits in positional notation (never an exponent), by
+:func:`fmt_number`; integers (parameter counts, steps) are printed exactly. Every LaTeX table ``X.tex`` has a
+``X_display.csv`` beside it holding, one number per cell, the exact strings the table prints, so a test can find them
+in the compiled PDF. A LaTeX cell is built from those strings only: "mean ± std" is ``$m \\pm s$`` and a ratio to the
+data floor is appended as ``($\\times r$)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ttdm.io import atomic_write, load_json
+
+SIG = 3
+DISTANCE_METRICS = ("swd", "mmd", "energy", "w2")
+MODE_METRICS = ("modes_covered", "hq_percent")
+METRIC_LABELS = {"swd": "SWD", "mmd": "MMD$^2$", "energy": "Energy", "w2": "$W_2$", "modes_covered": "Modes",
+                 "hq_percent": "HQ (\\%)"}
+KEYS = ["dataset", "model", "sampler", "steps", "nfe", "metric"]
+METRIC_COLUMNS = ["dataset", "model", "seed", "sampler", "steps", "nfe", "metric", "value"]
+FLOOR_COLUMNS = ["dataset", "metric", "value"]
+_TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+PathLike = str | os.PathLike
+
+
+def tex_escape(text: object) -> str:
+    """``text`` with the LaTeX specials \\ & % $ # _ { } ~ ^ escaped (e.g. swiss_roll -> swiss\\_roll)."""
+    return "".join(_TEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def fmt_number(x: float | None, *, sig: int = SIG) -> str:
+    """``x`` rounded to ``sig`` significant digits, positional (0.0123, 1.00, 12300); "" for None, NaN or ±inf."""
+    if x is None or not np.isfinite(x):
+        return ""
+    if x == 0:
+        return "0"
+    text = np.format_float_positional(float(x), precision=sig, unique=False, fractional=False, trim="k")
+    return text.rstrip(".")
+
+
+def fmt_value(x: object, *, sig: int = SIG) -> str:
+    """A table cell's string: integers exactly, floats by :func:`fmt_number`, anything else as text."""
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return fmt_number(float(x), sig=sig)
+    return "" if x is None or (isinstance(x, str) and x == "") else str(x)
+
+
+def pm_cell(mean: str, std: str = "", ratio: str = "") -> str:
+    """The LaTeX cell "$m \\pm s$ ($\\times r$)" from display strings; "--" when ``mean`` is empty."""
+    if not mean:
+        return "--"
+    cell = f"${mean} \\pm {std}$" if std else f"${mean}$"
+    return f"{cell} ($\\times {ratio}$)" if ratio else cell
+
+
+def booktabs(header: Sequence[str], rows: Iterable[Sequence[str]], *, align: str | None = None,
+             groups: Sequence[int] = ()) -> str:
+    """A booktabs ``tabular`` (\\toprule, \\midrule, \\bottomrule) of LaTeX-ready cells.
+
+    ``groups``: row indices before which a thin rule (\\addlinespace) separates groups, e.g. datasets.
+    """
+    rows = [list(r) for r in rows]
+    align = align or "l" * len(header)
+    lines = [f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
+    for i, row in enumerate(rows):
+        if i in groups and i > 0:
+            lines.append("\\addlinespace")
+        lines.append(" & ".join(row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def collect_metrics(files: Iterable[PathLike]) -> pd.DataFrame:
+    """Concatenate long-format metrics.csv files into one frame with columns ``METRIC_COLUMNS``."""
+    frames = []
+    for f in files:
+        df = pd.read_csv(f)
+        missing = set(METRIC_COLUMNS) - set(df.columns)
+        if missing:
+            raise ValueError(f"{f}: missing columns {sorted(missing)}; expected {METRIC_COLUMNS}")
+        frames.append(df[METRIC_COLUMNS])
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in METRIC_COLUMNS})
+    df = pd.concat(frames, ignore_index=True)
+    df = df.astype({"dataset": str, "model": str, "sampler": str, "metric": str, "seed": int, "steps": int,
+                    "nfe": int, "value": float})
+    return df.sort_values(METRIC_COLUMNS[:-1], kind="stable").reset_index(drop=True)
+
+
+def collect_floors(files: Iterable[PathLike]) -> pd.DataFrame:
+    """Concatenate floor.csv files (columns dataset, metric, value)."""
+    frames = [pd.read_csv(f)[FLOOR_COLUMNS] for f in files]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in FLOOR_COLUMNS})
+    return pd.concat(frames, ignore_index=True).astype({"dataset": str, "metric": str, "value": float})
+
+
+def summarize(df: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std (ddof = 1, NaN for one seed) over seeds per dataset × model × sampler × steps × metric.
+
+    ``ratio`` = mean / floor for the distance metrics (swd, mmd, energy, w2), where the floor is the same metric of
+    a fresh true sample against the test set; NaN for other metrics and where the floor is missing or ≤ 0 (the
+    unbiased MMD² and energy estimators of a true sample can be ≤ 0, and no ratio to them is meaningful).
+    Columns: KEYS + mean, std, n_seeds, floor, ratio.
+    """
+    grouped = df.groupby(KEYS, sort=True)["value"]
+    out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    floor = floors.rename(columns={"value": "floor"})[["dataset", "metric", "floor"]]
+    out = out.merge(floor, on=["dataset", "metric"], how="left")
+    ok = out["metric"].isin(DISTANCE_METRICS) & (out["floor"] > 0)
+    out["ratio"] = np.where(ok, out["mean"] / out["floor"].where(ok, 1.0), np.nan)
+    return out
+
+
+def main_setting(summary: pd.DataFrame, main: str | None = None) -> tuple[str, int]:
+    """The (sampler, steps) of the main table: ``main`` = "sampler_steps" (e.g. "ddpm_1000"), or by default the
+    setting with the most function evaluations (ties: first sampler name)."""
+    settings = summary[["sampler", "steps", "nfe"]].drop_duplicates()
+    if main is None:
+        best = settings.sort_values(["nfe", "sampler"], ascending=[False, True]).iloc[0]
+        return str(best["sampler"]), int(best["steps"])
+    sampler, _, steps = main.rpartition("_")
+    allowed = sorted(f"{s}_{n}" for s, n in zip(settings["sampler"], settings["steps"]))
+    if not sampler or not steps.isdigit() or f"{sampler}_{steps}" not in allowed:
+        raise ValueError(f"unknown main setting {main!r}; allowed: {', '.join(allowed)}")
+    return sampler, int(steps)
+
+
+def main_table(summary: pd.DataFrame, *, main: str | None = None, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    """The main results table: rows dataset × model at the main setting, columns the distance metrics as
+    "mean ± std (×floor)" and, where some dataset has them, modes covered (of the total) and HQ %.
+
+    Returns (display frame of the printed strings, LaTeX tabular). Metrics absent everywhere get no column.
+    """
+    sampler, steps = main_setting(summary, main)
+    sub = summary[(summary["sampler"] == sampler) & (summary["steps"] == steps)]
+    stats = sub.set_index(["dataset", "model", "metric"])
+    present = set(sub["metric"])
+    dist = [m for m in DISTANCE_METRICS if m in present]
+    modes = [m for m in MODE_METRICS if m in present]
+    records, rows, groups = [], [], []
+    for i, (dataset, model) in enumerate(sub[["dataset", "model"]].drop_duplicates().itertuples(index=False)):
+        if i == 0 or dataset != records[-1]["dataset"]:
+            groups.append(i)
+        rec = {"dataset": dataset, "model": model, "sampler": sampler, "steps": str(steps)}
+        row = [tex_escape(dataset), tex_escape(model)]
+        for m in dist + modes:
+            for col in ("mean", "std", "ratio") if m in dist else ("mean", "std"):
+                value = stats.at[(dataset, model, m), col] if (dataset, model, m) in stats.index else None
+                rec[f"{m}_{col}"] = fmt_number(value, sig=sig)
+            cell = pm_cell(rec[f"{m}_mean"], rec[f"{m}_std"], rec.get(f"{m}_ratio", ""))
+            if m == "modes_covered":
+                total = (dataset, model, "modes_total")
+                rec["modes_total"] = str(round(stats.at[total, "mean"])) if total in stats.index else ""
+                cell += f" / ${rec['modes_total']}$" if rec["modes_total"] and rec[f"{m}_mean"] else ""
+            row.append(cell)
+        records.append(rec)
+        rows.append(row)
+    header = ["Dataset", "Model"] + [METRIC_LABELS[m] for m in dist + modes]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="ll" + "c" * (len(header) - 2),
+                                                      groups=groups)
+
+
+def nfe_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Metric vs number of function evaluations: the summary's distance metrics and time per sample, by NFE."""
+    keep = summary["metric"].isin(DISTANCE_METRICS + ("time_per_sample_s",))
+    cols = ["dataset", "model", "sampler", "steps", "nfe", "metric", "mean", "std", "n_seeds", "ratio"]
+    return summary.loc[keep, cols].sort_values(["dataset", "model", "metric", "sampler", "nfe"]).reset_index(drop=True)
+
+
+def training_table(run_dirs: Iterable[PathLike]) -> pd.DataFrame:
+    """Training cost per dataset × model from runs/{dataset}/{model}/{seed}/train.json: parameters, steps, and
+    mean and sample std over seeds of steps/s, wall time (s) and final loss."""
+    records = []
+    for run in map(Path, run_dirs):
+        info = load_json(run / "train.json")
+        records.append({"dataset": run.parent.parent.name, "model": run.parent.name, "seed": run.name,
+                        **{k: info[k] for k in ("n_params", "steps", "steps_per_s", "wall_s", "final_loss")}})
+    cols = ["dataset", "model", "n_params", "steps", "n_seeds"] + [
+        f"{k}_{s}" for k in ("steps_per_s", "wall_s", "final_loss") for s in ("mean", "std")]
+    if not records:
+        return pd.DataFrame(columns=cols)
+    runs = pd.DataFrame(records)
+    g = runs.groupby(["dataset", "model"], sort=True)
+    out = g.agg(n_params=("n_params", "max"), steps=("steps", "max"), n_seeds=("seed", "count"),
+                steps_per_s_mean=("steps_per_s", "mean"), steps_per_s_std=("steps_per_s", "std"),
+                wall_s_mean=("wall_s", "mean"), wall_s_std=("wall_s", "std"),
+                final_loss_mean=("final_loss", "mean"), final_loss_std=("final_loss", "std")).reset_index()
+    return out[cols]
+
+
+def training_latex(training: pd.DataFrame, *, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    """Display strings and booktabs LaTeX of :func:`training_table`."""
+    records, rows, groups = [], [], []
+    for i, r in enumerate(training.itertuples(index=False)):
+        if i == 0 or r.dataset != records[-1]["dataset"]:
+            groups.append(i)
+        rec = {"dataset": r.dataset, "model": r.model, "n_params": str(int(r.n_params)), "steps": str(int(r.steps))}
+        for k in ("steps_per_s", "wall_s", "final_loss"):
+            rec[f"{k}_mean"] = fmt_number(getattr(r, f"{k}_mean"), sig=sig)
+            rec[f"{k}_std"] = fmt_number(getattr(r, f"{k}_std"), sig=sig)
+        records.append(rec)
+        rows.append([tex_escape(r.dataset), tex_escape(r.model), f"${rec['n_params']}$", f"${rec['steps']}$"]
+                    + [pm_cell(rec[f"{k}_mean"], rec[f"{k}_std"]) for k in ("steps_per_s", "wall_s", "final_loss")])
+    header = ["Dataset", "Model", "Parameters", "Steps", "Steps/s", "Wall time (s)", "Final loss"]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrrccc", groups=groups)
+
+
+def generic_latex(df: pd.DataFrame, *, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    """Any table (e.g. a benchmark CSV) as display strings and booktabs LaTeX; numeric columns right-aligned.
+
+    A float column whose values are all integers (an integer column with a missing value) prints as integers.
+    """
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    columns = {}
+    for c in df.columns:
+        col = df[c]
+        integral = pd.api.types.is_float_dtype(col) and bool((col.dropna() % 1 == 0).all())
+        columns[c] = [fmt_value(int(v) if integral and pd.notna(v) else v, sig=sig) for v in col.tolist()]
+    display = pd.DataFrame(columns, dtype=str)
+    rows = [[(f"${v}$" if num and v else tex_escape(v) or "--") for v, num in zip(row, numeric)]
+            for row in display.itertuples(index=False)]
+    align = "".join("r" if num else "l" for num in numeric)
+    return display, booktabs([tex_escape(c) for c in df.columns], rows, align=align)
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> Path:
+    return atomic_write(path, lambda p: df.to_csv(p, index=False))
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def write_tables(metric_files: Iterable[PathLike], floor_files: Iterable[PathLike], run_dirs: Iterable[PathLike],
+                 bench_dir: PathLike | None, out_dir: PathLike, *, main: str | None = None,
+                 sig: int = SIG) -> list[Path]:
+    """Write every table into ``out_dir`` and return the paths written.
+
+    metrics.csv (all seeds), summary.csv (:func:`summarize`), summary.tex + summary_display.csv (main table at
+    ``main`` = "sampler_steps", default the most-NFE setting), nfe.csv, training.csv, training.tex +
+    training_display.csv, and bench_{name}.tex + bench_{name}_display.csv for every CSV in ``bench_dir`` (skipped
+    when None or absent). Tables without inputs are not written.
+    """
+    out = Path(out_dir)
+    written = []
+    metrics = collect_metrics(metric_files)
+    summary = summarize(metrics, collect_floors(floor_files))
+    written += [_write_csv(out / "metrics.csv", metrics), _write_csv(out / "summary.csv", summary)]
+    if len(summary):
+        display, tex = main_table(summary, main=main, sig=sig)
+        written += [_write_csv(out / "summary_display.csv", display), _write_text(out / "summary.tex", tex),
+                    _write_csv(out / "nfe.csv", nfe_table(summary))]
+    training = training_table(run_dirs)
+    written.append(_write_csv(out / "training.csv", training))
+    if len(training):
+        display, tex = training_latex(training, sig=sig)
+        written += [_write_csv(out / "training_display.csv", display), _write_text(out / "training.tex", tex)]
+    bench = Path(bench_dir) if bench_dir is not None else None
+    for f in sorted(bench.glob("*.csv")) if bench is not None and bench.is_dir() else []:
+        df = pd.read_csv(f)
+        if len(df):
+            display, tex = generic_latex(df, sig=sig)
+            written += [_write_csv(out / f"bench_{f.stem}_display.csv", display),
+                        _write_text(out / f"bench_{f.stem}.tex", tex)]
+    return written

@@ -1,0 +1,44 @@
+"""Shared test fixtures: the repository root and a tiny, complete config."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def quick_config() -> dict:
+    """The embedded quick preset, as a fresh dict."""
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.fixture
+def tiny_config(quick_config: dict) -> dict:
+    """A config small enough to run the whole pipeline in about a minute."""
+    config = copy.deepcopy(quick_config)
+    config.update(
+        seeds=[0, 1],
+        schedule={"kind": "linear", "T": 100, "beta_start": 0.0001, "beta_end": 0.2},
+        datasets={
+            "8gaussians": {"kind": "8gaussians", "n_train": 500, "n_test": 200},
+            "digits": {"kind": "digits", "n_train": 300, "n_test": 200, "n_eval": 200},
+        },
+        models={"mlp": {"arch": "mlp", "hidden": 32, "depth": 2}, "unet": {"arch": "unet", "channels": 8}},
+        grid=[{"datasets": ["8gaussians"], "models": ["mlp"]}, {"datasets": ["digits"], "models": ["unet"],
+                                                              "training": {"steps": 40}}],
+        training={"steps": 200, "batch_size": 64, "lr": 0.002, "checkpoint_every": 50, "log_every": 20},
+        sampling={"n_samples": 200, "samplers": {"ddpm": {"kind": "ddpm", "steps": [100]},
+                                                 "ddim": {"kind": "ddim", "steps": [5, 20]}}, "main": "ddpm_100"},
+        bench={"repeats": 1, "train_steps": 5, "n_samples": 50},
+    )
+    return config

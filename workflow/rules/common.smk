@@ -1,0 +1,74 @@
+# Everything that is not a rule: config validation, the grid, wildcard constraints, input and params functions.
+import json
+import os
+from pathlib import Path
+
+from ttdm import config as cfg
+
+# Validate before any job starts: unknown keys, wrong types, unknown component names, a grid naming undefined
+# datasets/models... are all reported at once with their key paths (ttdm.config.validate_config).
+config.update(
+    cfg.validate_config(
+        config,
+        source=", ".join(map(str, workflow.configfiles)) or "config",
+        schema_path=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+    )
+)
+
+RUNS = list(cfg.runs(config))  # (dataset, model, seed) of every training job
+DATASETS = cfg.used_datasets(config)
+SEEDS = config["seeds"]
+CONDA_ENV = f"../../envs/{config['conda_env']}.yaml"  # relative to the rule files
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_-]+",
+    model=r"[A-Za-z0-9_-]+",
+    seed=r"\d+",
+
+
+def run_paths(pattern):
+    """`pattern` formatted for every training run."""
+    return [pattern.format(dataset=d, model=m, seed=s) for d, m, s in RUNS]
+
+
+def as_json(spec):
+    return json.dumps(spec, sort_keys=True)
+
+
+def data_spec(wildcards):
+    return as_json(cfg.data_spec(config, wildcards.dataset))
+
+
+def user_data_file(wildcards):
+    """A user's data file is an input of its data job, so editing the file reruns everything downstream."""
+    path = config["datasets"][wildcards.dataset].get("path")
+    return [path] if path else []
+
+
+def run_spec(wildcards):
+    return as_json(cfg.run_spec(config, wildcards.dataset, wildcards.model, int(wildcards.seed)))
+
+
+def sample_spec(wildcards):
+    return as_json(cfg.sample_spec(config, wildcards.dataset, int(wildcards.seed)))
+
+
+def eval_spec(wildcards):
+    return as_json(cfg.eval_spec(config, int(wildcards.get("seed", 0))))
+
+
+def config_spec(wildcards):
+    return as_json(config)
+
+
+def bench_spec(wildcards):
+    return as_json(cfg.bench_spec(config))
+
+
+def final_outputs():
+    return ["results/paper/paper.pdf"]
+
+
+BENCH_FILES = [f"results/bench/{name}" for name in ("models.csv", "train.csv", "sampling.csv")]
+PAPER_TEMPLATES = sorted(str(p) for p in Path("paper").rglob("*") if p.is_file())

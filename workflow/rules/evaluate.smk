@@ -1,0 +1,41 @@
+rule evaluate:
+    """Metrics of one run's samples against the test split (long CSV: sampler, steps, nfe, metric, value)."""
+    input:
+        samples="results/samples/{dataset}/{model}/{seed}/samples.npz",
+        info="results/samples/{dataset}/{model}/{seed}/samples.json",
+        test="results/data/{dataset}/test.npy",
+        meta="results/data/{dataset}/meta.json",
+    output:
+        "results/metrics/{dataset}/{model}/{seed}/metrics.csv",
+    params:
+        spec=eval_spec,
+        samples=subpath(input.samples, parent=True),
+        data=subpath(input.meta, parent=True),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/evaluate/{dataset}/{model}/{seed}.log",
+    benchmark:
+        "benchmarks/evaluate/{dataset}/{model}/{seed}.tsv"
+    shell:
+        "ttdm evaluate --spec {params.spec:q} --samples {params.samples:q} --data {params.data:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule floor:
+    """The data floor: the same metrics for a fresh sample of the true distribution of the same size."""
+    input:
+        floor="results/data/{dataset}/floor.npy",
+        test="results/data/{dataset}/test.npy",
+        meta="results/data/{dataset}/meta.json",
+    output:
+        "results/metrics/{dataset}/floor.csv",
+    params:
+        spec=eval_spec,
+        data=subpath(input.meta, parent=True),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/floor/{dataset}.log",
+    shell:
+        "ttdm floor --spec {params.spec:q} --data {params.data:q} --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,86 @@
+localrules:
+    tables,
+    figures,
+    paper,
+
+
+rule tables:
+    """Every metric and run aggregated: CSV and booktabs LaTeX, mean ± std over seeds and multiples of the floor."""
+    input:
+        metrics=run_paths("results/metrics/{dataset}/{model}/{seed}/metrics.csv"),
+        floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
+        runs=run_paths("results/runs/{dataset}/{model}/{seed}/train.json"),
+        bench=BENCH_FILES,
+    output:
+        summary="results/tables/summary.csv",
+        summary_tex="results/tables/summary.tex",
+    params:
+        runs=run_paths("results/runs/{dataset}/{model}/{seed}"),
+        bench=subpath(BENCH_FILES[0], parent=True),
+        main=cfg.main_setting(config),
+        out=subpath(output.summary, parent=True),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/tables.log",
+    shell:
+        "ttdm tables --metrics {input.metrics:q} --floors {input.floors:q} --runs {params.runs:q}"
+        " --bench {params.bench:q} --main {params.main:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule bench:
+    """Training steps/s, sampling time per 1000 samples for each step count, peak memory, parameter counts."""
+    input:
+        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+    output:
+        BENCH_FILES,
+    params:
+        spec=bench_spec,
+        out=subpath(BENCH_FILES[0], parent=True),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/bench.log",
+    threads: config["threads"]
+    shell:
+        "ttdm bench --spec {params.spec:q} --data results/data --out {params.out:q} > {log:q} 2>&1"
+
+
+rule figures:
+    """Samples over data, loss curves and metric vs NFE for every dataset (PDF for the paper, PNG for the report)."""
+    input:
+        samples=run_paths("results/samples/{dataset}/{model}/{seed}/samples.npz"),
+        loss=run_paths("results/runs/{dataset}/{model}/{seed}/loss.csv"),
+        summary="results/tables/summary.csv",
+    output:
+        FIGURES,
+    params:
+        results="results",
+        out="results/figures",
+    conda:
+        CONDA_ENV
+    log:
+        "logs/figures.log",
+    shell:
+        "ttdm figures --results {params.results:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule paper:
+    """The paper: templates in paper/ rendered from results/ and compiled by latexmk."""
+    input:
+        templates=PAPER_TEMPLATES,
+        tables="results/tables/summary.csv",
+        figures=FIGURES,
+        bench=BENCH_FILES,
+    output:
+        tex="results/paper/paper.tex",
+        pdf="results/paper/paper.pdf",
+    params:
+        spec=config_spec,
+        out=subpath(output.pdf, parent=True),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/paper.log",
+    shell:
+        "ttdm paper --spec {params.spec:q} --results results --templates paper --out {params.out:q} > {log:q} 2>&1"

@@ -1,0 +1,22 @@
+rule train:
+    """One training run (dataset x model x seed); resumes from results/runs/.../checkpoints/ckpt.pt if killed."""
+    input:
+        train="results/data/{dataset}/train.npy",
+        meta="results/data/{dataset}/meta.json",
+    output:
+        model="results/runs/{dataset}/{model}/{seed}/model.pt",
+        loss="results/runs/{dataset}/{model}/{seed}/loss.csv",
+        info="results/runs/{dataset}/{model}/{seed}/train.json",
+    params:
+        spec=run_spec,
+        data=subpath(input.meta, parent=True),
+        out=subpath(output.model, parent=True),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/train/{dataset}/{model}/{seed}.log",
+    benchmark:
+        "benchmarks/train/{dataset}/{model}/{seed}.tsv"
+    threads: config["threads"]
+    shell:
+        "ttdm train --spec {params.spec:q} --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
