@@ -19,7 +19,9 @@ class DDPM:
     the learning rate does not depend on the data dimension).
     """
 
-    def loss(self, model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator) -> torch.Tensor:
+    def loss(
+        self, model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator
+    ) -> torch.Tensor:
         """The batch estimate of L.  x0: (B, D); ``generator`` lives on x0's device and draws i and ε."""
         i = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)  # (B,)
         eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)  # (B, D)

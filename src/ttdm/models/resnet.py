@@ -56,5 +56,5 @@ class ResNet(nn.Module):
 
 @MODELS.register("resnet")
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: int) -> ResNet:
-    """A :class:`ResNet` for D = ``dim``; ``image_shape`` is ignored. hparams: hidden (128), blocks (2), time_dim (32)."""
+    """A :class:`ResNet` for D = ``dim`` (``image_shape`` unused); hparams hidden (128), blocks (2), time_dim (32)."""
     return ResNet(dim, make_config(ResNetConfig, "resnet", hparams))

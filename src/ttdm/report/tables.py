@@ -42,8 +42,15 @@ def fmt_number(x: float | None, *, sig: int = SIG) -> str:
         return ""
     if x == 0:
         return "0"
-    text = np.format_float_positional(float(x), precision=sig, unique=False, fractional=False, trim="k")
-    return text.rstrip(".")
+    mantissa, exponent = f"{abs(x):.{sig - 1}e}".split("e")  # correctly rounded: "1.23e-02"
+    digits, e = mantissa.replace(".", ""), int(exponent)
+    if e >= sig - 1:
+        text = digits + "0" * (e - sig + 1)
+    elif e >= 0:
+        text = f"{digits[:e + 1]}.{digits[e + 1:]}"
+    else:
+        text = "0." + "0" * (-e - 1) + digits
+    return ("-" if x < 0 else "") + text
 
 
 def fmt_value(x: object, *, sig: int = SIG) -> str:

@@ -1,0 +1,77 @@
+"""What a registered dataset loader returns, and the option checks every loader shares.
+
+A loader is registered with ``@DATASETS.register(kind)`` on a function ``load(cfg: dict) -> Dataset``; ``cfg`` holds
+the dataset's own options from the config (``noise``, ``path``, ...), never the split sizes or the seed, which the
+data stage (:mod:`ttdm.data.prepare`) handles. A loader draws nothing: generated sets return a sampler, real sets
+their rows, and the data stage does every random split and draw with its own seeded generators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ttdm.data.mixture import GaussianMixture
+
+Sampler = Callable[[int, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A generated distribution (``sample``) or a finite table of rows (``points``), in raw coordinates.
+
+    Args:
+        source: a human-readable origin, written to meta.json (e.g. "FFJORD toy data 'moons', noise 0.1").
+        sample: ``sample(n, rng) -> (n, D) float64``, fresh independent draws; for generated sets.
+        points: (N, D) float64 rows; for real data (digits, a user's file).
+        image_shape: (C, H, W) when the D = C·H·W coordinates are an image, else None.
+        levels: number of equally spaced values each coordinate takes (17 grey levels for digits), else None.
+        mixture: the exact density when the set is a Gaussian mixture (raw coordinates), else None.
+        standardize: whether the data stage maps every coordinate to zero mean and unit variance on the train split
+            (True for generated sets and user files; False for images, which keep their pixel range).
+    Exactly one of ``sample`` and ``points`` is given.
+    """
+
+    source: str
+    sample: Sampler | None = None
+    points: np.ndarray | None = None
+    image_shape: tuple[int, ...] | None = None
+    levels: int | None = None
+    mixture: GaussianMixture | None = None
+    standardize: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.sample is None) == (self.points is None):
+            raise ValueError(f"{self.source}: a Dataset needs exactly one of sample (a generator) and points")
+        if self.points is not None:
+            points = np.asarray(self.points, dtype=np.float64)
+            if points.ndim != 2:
+                raise ValueError(f"{self.source}: points must be an (N, D) array, got shape {points.shape}")
+            object.__setattr__(self, "points", points)
+
+    @property
+    def is_generated(self) -> bool:
+        """True for a generator of fresh draws, False for a finite table."""
+        return self.sample is not None
+
+
+def options(kind: str, cfg: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``cfg``; a ValueError names any key of ``cfg`` that ``kind`` does not take."""
+    unknown = sorted(set(cfg) - set(defaults))
+    if unknown:
+        allowed = ", ".join(sorted(defaults)) or "(none)"
+        raise ValueError(f"dataset kind {kind!r}: unknown option(s) {unknown}; allowed: {allowed}")
+    return {**defaults, **cfg}
+
+
+def positive(kind: str, name: str, value: Any, *, integer: bool = False, zero: bool = False) -> Any:
+    """``value`` when it is a finite positive number (an integer if ``integer``; 0 too if ``zero``), else ValueError."""
+    is_number = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool) or not is_number or not np.isfinite(value) or not (value > 0 or (zero and value == 0)):
+        what = "integer" if integer else "number"
+        bound = "≥ 0" if zero else "> 0"
+        raise ValueError(f"dataset kind {kind!r}: option {name}={value!r} must be a {what} {bound}")
+    return value

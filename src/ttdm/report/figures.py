@@ -1,0 +1,193 @@
+"""Figures from result files: model samples over the data, training-loss curves, and a metric against NFE.
+
+Every figure is saved as ``{dataset}_{kind}.pdf`` (for the paper) and ``.png`` (for ``snakemake --report``), with
+fixed sizes, fonts and metadata so that the same inputs give the same files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ttdm.io import load_json  # noqa: E402
+
+PathLike = str | os.PathLike
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "figure.dpi": 100, "savefig.dpi": 150, "pdf.fonttype": 42}
+PANEL_IN = 2.2  # width and height of one panel, inches
+MAX_POINTS = 2000  # points drawn per scatter (the first ones; files stay small)
+GRID = 8  # image grids show GRID × GRID samples
+
+
+def sorted_dirs(path: Path) -> list[Path]:
+    """Sub-directories of ``path`` sorted by name, numerically where the names are integers (seeds)."""
+    if not path.is_dir():
+        return []
+    dirs = [p for p in path.iterdir() if p.is_dir()]
+    return sorted(dirs, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name))
+
+
+def split_key(key: str) -> tuple[str, int]:
+    """samples.npz key "sampler_steps" → (sampler, steps); sampler names may contain underscores."""
+    sampler, _, steps = key.rpartition("_")
+    if not sampler or not steps.isdigit():
+        raise ValueError(f"samples key {key!r} is not of the form 'sampler_steps'")
+    return sampler, int(steps)
+
+
+def pick_key(keys: list[str], main: str | None) -> str:
+    """The samples to show: ``main`` when present, else the key with the most steps (ties: first sampler name)."""
+    if main is not None and main in keys:
+        return main
+    return sorted(keys, key=lambda k: (-split_key(k)[1], split_key(k)[0]))[0]
+
+
+def image_grid(x: np.ndarray, image_shape: list[int], *, n: int = GRID) -> np.ndarray:
+    """An (n·H + n − 1, n·W + n − 1) mosaic of the first n² images (channel mean), one-pixel gaps at −1.
+
+    x: (N, C·H·W) flattened images in [−1, 1]; image_shape: [C, H, W].
+    """
+    c, h, w = image_shape
+    k = min(len(x), n * n)
+    imgs = np.full((n * n, h, w), -1.0)
+    imgs[:k] = x[:k].reshape(k, c, h, w).mean(axis=1)  # (k, H, W)
+    padded = np.full((n * n, h + 1, w + 1), -1.0)
+    padded[:, :h, :w] = imgs
+    mosaic = padded.reshape(n, n, h + 1, w + 1).transpose(0, 2, 1, 3)  # (n, H+1, n, W+1)
+    return mosaic.reshape(n * (h + 1), n * (w + 1))[:-1, :-1]
+
+
+def plot_samples(test: np.ndarray, meta: dict, samples: dict[str, np.ndarray], title: str) -> plt.Figure:
+    """One panel per model: model samples over the test data (2-D; first two coordinates for other vectors), or
+    8 × 8 image grids with the data first when ``meta["image_shape"]`` is set. samples: model -> (N, D)."""
+    shape = meta.get("image_shape")
+    names = (["data"] if shape else []) + list(samples)
+    fig, axes = plt.subplots(1, len(names), figsize=(PANEL_IN * len(names), PANEL_IN + 0.3), squeeze=False)
+    lo, hi = test[:, :2].min(axis=0), test[:, :2].max(axis=0)
+    lo, hi = lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo)  # the view: the data range plus a quarter each side
+    for ax, name in zip(axes[0], names):
+        x = test if name == "data" else samples[name]
+        if shape:
+            ax.imshow(image_grid(x, shape), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+            ax.set_title(name)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        inside = np.all((x[:, :2] >= lo) & (x[:, :2] <= hi), axis=1)
+        ax.scatter(*test[:MAX_POINTS, :2].T, s=2, c="0.75", linewidths=0, label="test data")
+        ax.scatter(*x[:MAX_POINTS, :2].T, s=2, c="C0", linewidths=0, label="samples")
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_aspect("equal")
+        outside = int((~inside).sum())
+        ax.set_title(name + (f" ({outside} of {len(x)} outside view)" if outside else ""))
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
+    if not shape:
+        axes[0][0].legend(loc="upper right", markerscale=3, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss(losses: dict[str, list[pd.DataFrame]], title: str) -> plt.Figure:
+    """Training loss against step per model: mean over seeds (line) and ± one std (band), on a log y-axis.
+
+    losses: model -> one frame per seed with columns step, loss; steps logged by every seed are used.
+    """
+    fig, ax = plt.subplots(figsize=(2 * PANEL_IN, PANEL_IN))
+    for i, (model, frames) in enumerate(losses.items()):
+        table = pd.concat([f.set_index("step")["loss"] for f in frames], axis=1, join="inner")  # (steps, seeds)
+        mean, std = table.mean(axis=1), table.std(axis=1).fillna(0.0)
+        ax.plot(table.index, mean, color=f"C{i}", lw=1, label=f"{model} ({len(frames)} seeds)")
+        ax.fill_between(table.index, mean - std, mean + std, color=f"C{i}", alpha=0.25, linewidth=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(r"$\epsilon$-loss")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: str = "swd") -> plt.Figure:
+    """``metric`` (mean ± std over seeds) against the number of sampling steps for every model and sampler,
+    log-log, with the data floor as a dashed line. metrics: long format (model, sampler, seed, steps, metric, value)."""
+    sub = metrics[metrics["metric"] == metric]
+    stats = sub.groupby(["model", "sampler", "steps"])["value"].agg(["mean", "std"]).reset_index()
+    fig, ax = plt.subplots(figsize=(2 * PANEL_IN, PANEL_IN))
+    markers = dict(zip(sorted(stats["sampler"].unique()), "osD^v<>"))
+    for i, model in enumerate(sorted(stats["model"].unique())):
+        for sampler, marker in markers.items():
+            s = stats[(stats["model"] == model) & (stats["sampler"] == sampler)].sort_values("steps")
+            if len(s):
+                ax.errorbar(s["steps"], s["mean"], yerr=s["std"].fillna(0.0), color=f"C{i}", marker=marker, ms=3,
+                            lw=1, capsize=2, label=f"{model}, {sampler}")
+    if floor is not None and floor > 0:
+        ax.axhline(floor, color="0.4", ls="--", lw=1, label="data floor")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sampling steps (NFE)")
+    ax.set_ylabel(metric.upper())
+    ax.set_title(title)
+    ax.legend(frameon=False, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Save ``fig`` as out_dir/stem.pdf and .png without time stamps (reproducible bytes), and close it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
+    fig.savefig(paths[0], metadata={"CreationDate": None})
+    fig.savefig(paths[1], metadata={"Software": None})
+    plt.close(fig)
+    return paths
+
+
+def write_figures(results_dir: PathLike, out_dir: PathLike, *, main: str | None = None) -> list[Path]:
+    """Draw every figure the results allow, per dataset: ``{dataset}_samples`` (first seed of every model, samples
+    key ``main`` = "sampler_steps" or the most steps), ``{dataset}_loss`` and ``{dataset}_nfe`` (SWD vs steps).
+
+    Reads results/data, samples, runs and metrics; a figure whose inputs are missing is not drawn. Returns the
+    paths written (PDF and PNG).
+    """
+    results, out = Path(results_dir), Path(out_dir)
+    datasets = sorted({p.name for stage in ("samples", "runs", "metrics") for p in sorted_dirs(results / stage)})
+    written: list[Path] = []
+    with plt.rc_context(STYLE):
+        for ds in datasets:
+            data_dir = results / "data" / ds
+            samples = {}
+            for model_dir in sorted_dirs(results / "samples" / ds):
+                seeds = [s for s in sorted_dirs(model_dir) if (s / "samples.npz").is_file()]
+                if seeds:
+                    with np.load(seeds[0] / "samples.npz") as npz:
+                        key = pick_key(list(npz.files), main)
+                        samples[model_dir.name] = (npz[key], key)
+            if samples and (data_dir / "test.npy").is_file() and (data_dir / "meta.json").is_file():
+                keys = sorted({k for _, k in samples.values()})
+                fig = plot_samples(np.load(data_dir / "test.npy"), load_json(data_dir / "meta.json"),
+                                   {m: x for m, (x, _) in samples.items()}, f"{ds}: samples ({', '.join(keys)})")
+                written += save_figure(fig, out, f"{ds}_samples")
+            losses = {m.name: [pd.read_csv(s / "loss.csv") for s in sorted_dirs(m) if (s / "loss.csv").is_file()]
+                      for m in sorted_dirs(results / "runs" / ds)}
+            losses = {m: frames for m, frames in losses.items() if frames}
+            if losses:
+                written += save_figure(plot_loss(losses, f"{ds}: training loss"), out, f"{ds}_loss")
+            files = sorted((results / "metrics" / ds).glob("*/*/metrics.csv"))
+            metrics = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
+            if metrics is not None and (metrics["metric"] == "swd").any():
+                floor_file = results / "metrics" / ds / "floor.csv"
+                floors = pd.read_csv(floor_file) if floor_file.is_file() else pd.DataFrame(columns=["metric", "value"])
+                swd_floor = floors.loc[floors["metric"] == "swd", "value"]
+                floor = float(swd_floor.iloc[0]) if len(swd_floor) else None
+                written += save_figure(plot_nfe(metrics, floor, f"{ds}: SWD vs sampling steps"), out, f"{ds}_nfe")
+    return written

@@ -1,0 +1,298 @@
+"""Tests of the report stage on a fake results tree: 2 datasets × 2 models × 2 seeds with known answers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+import pytest
+
+from ttdm.report import context as ctx_mod
+from ttdm.report.figures import image_grid, write_figures
+from ttdm.report.paper import compile_paper, make_environment, render_paper
+from ttdm.report.provenance import collect_provenance, git_state
+from ttdm.report.tables import (collect_floors, collect_metrics, fmt_number, main_table, summarize, tex_escape,
+                                write_tables)
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "paper"
+DATASETS = {"8gaussians": 2, "tiny_digits": 64}  # name -> D; tiny_digits holds 1×8×8 images
+MODELS = ("mlp", "res_net")
+SEEDS = (0, 1)
+SETTINGS = [("ddpm", 100), ("ddim", 5), ("ddim", 10), ("ddim", 20)]
+DDIM_FACTOR = {5: 2.0, 10: 1.05, 20: 1.0, 100: 1.0}  # SWD multiplier: DDIM is within 10 % of its best at 10 steps
+FLOORS = {"swd": 0.01, "mmd": 0.0, "energy": 0.002, "w2": 0.05}
+SWD_BASE = {("8gaussians", "mlp"): 0.02, ("8gaussians", "res_net"): 0.05,  # mlp best on 8gaussians,
+            ("tiny_digits", "mlp"): 0.30, ("tiny_digits", "res_net"): 0.10}  # res_net best on tiny_digits
+CONFIG = {
+    "seeds": list(SEEDS),
+    "schedule": {"kind": "linear", "T": 100, "beta_start": 0.0001, "beta_end": 0.02},
+    "datasets": {"8gaussians": {"kind": "8gaussians"}, "tiny_digits": {"kind": "digits"}},
+    "models": {"mlp": {"arch": "mlp", "hidden": 16, "depth": 2}, "res_net": {"arch": "resnet", "hidden": 16}},
+    "grid": [{"datasets": ["8gaussians", "tiny_digits"], "models": ["mlp", "res_net"]}],
+    "training": {"method": "ddpm", "steps": 100, "batch_size": 32, "lr": 0.001, "ema_decay": 0.9},
+    "sampling": {"n_samples": 64, "samplers": {"ddpm": {"kind": "ddpm", "steps": [100]},
+                                                "ddim": {"kind": "ddim", "eta": 0.0, "steps": [5, 10, 20]}},
+                 "main": "ddpm_100"},
+    "metrics": {"swd": {}, "mmd": {}, "energy": {}, "w2": {}, "modes": {}},
+    "paper": {"title": "Test paper", "author": "ttdm tests"},
+}
+
+
+def metric_rows(ds: str, model: str, seed: int, swd_base: dict) -> list[dict]:
+    """Known metric values: SWD = base · DDIM factor · (1 + 0.1 seed); others derived from it."""
+    rows = []
+    for sampler, steps in SETTINGS:
+        swd = swd_base[(ds, model)] * (DDIM_FACTOR[steps] if sampler == "ddim" else 1.0) * (1 + 0.1 * seed)
+        values = {"swd": swd, "mmd": swd / 10, "energy": swd / 5, "w2": 3 * swd, "time_per_sample_s": steps * 1e-4}
+        if ds == "8gaussians":
+            values.update({"modes_covered": 8 - seed if model == "res_net" else 8, "modes_total": 8,
+                           "hq_percent": 90.0 + seed})
+        rows += [{"dataset": ds, "model": model, "seed": seed, "sampler": sampler, "steps": steps, "nfe": steps,
+                  "metric": m, "value": v} for m, v in values.items()]
+    return rows
+
+
+def make_results(root: Path, swd_base: dict = SWD_BASE) -> Path:
+    """A results tree as the pipeline writes it (design.md), small and seeded."""
+    rng = np.random.default_rng(0)
+    for ds, dim in DATASETS.items():
+        data = root / "data" / ds
+        data.mkdir(parents=True)
+        image = ds == "tiny_digits"
+        np.save(data / "test.npy", rng.uniform(-1, 1, (100, dim)).astype(np.float32))
+        mixture = None if image else {"weights": [0.125] * 8, "means": np.eye(8, 2).tolist(), "stds": [[0.1] * 2] * 8}
+        meta = {"name": ds, "kind": "digits" if image else "8gaussians", "dim": dim,
+                "image_shape": [1, 8, 8] if image else None, "n_train": 300, "n_test": 100, "n_floor": 64,
+                "mixture": mixture}
+        (data / "meta.json").write_text(json.dumps(meta))
+        (root / "metrics" / ds).mkdir(parents=True)
+        pd.DataFrame([{"dataset": ds, "metric": m, "value": v} for m, v in FLOORS.items()]).to_csv(
+            root / "metrics" / ds / "floor.csv", index=False)
+        for model in MODELS:
+            for seed in SEEDS:
+                part = Path(ds, model, str(seed))
+                run, samples, metrics = root / "runs" / part, root / "samples" / part, root / "metrics" / part
+                for d in (run, samples, metrics):
+                    d.mkdir(parents=True)
+                pd.DataFrame(metric_rows(ds, model, seed, swd_base)).to_csv(metrics / "metrics.csv", index=False)
+                steps = np.arange(0, 101, 10)
+                pd.DataFrame({"step": steps, "loss": 1.0 / (1 + steps) + 0.01 * seed, "wall_s": steps / 50}).to_csv(
+                    run / "loss.csv", index=False)
+                sps = (200.0 if model == "mlp" else 100.0) + 10 * seed
+                train = {"steps": 100, "wall_s": 100 / sps, "steps_per_s": sps, "final_loss": 0.5 + 0.1 * seed,
+                         "n_params": 1000 + dim if model == "mlp" else 5000 + dim,
+                         "device": {"device": "cpu", "processor": "x86_64", "cpu_count": 2, "torch_threads": 1}}
+                (run / "train.json").write_text(json.dumps(train))
+                (run / "spec.json").write_text(json.dumps({"model": CONFIG["models"][model]}))
+                np.savez(samples / "samples.npz", **{f"{s}_{n}": rng.uniform(-1, 1, (64, dim)).astype(np.float32)
+                                                     for s, n in SETTINGS})
+    bench = root / "bench"
+    bench.mkdir()
+    pd.DataFrame({"model": ["mlp", "res_net"], "n_params": [1002, 5002], "s_per_1000": [0.012345, 1.5],
+                  "peak_mem_mb": [np.nan, 12.0], "device": ["cpu", "cpu"]}).to_csv(bench / "models.csv", index=False)
+    return root
+
+
+def run_tables(root: Path, **kwargs) -> list[Path]:
+    return write_tables(sorted(root.glob("metrics/*/*/*/metrics.csv")), sorted(root.glob("metrics/*/floor.csv")),
+                        sorted(root.glob("runs/*/*/*")), root / "bench", root / "tables", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """The fake tree with tables and figures written (shared: the figures take a few seconds)."""
+    root = make_results(tmp_path_factory.mktemp("results"))
+    run_tables(root)
+    write_figures(root, root / "figures")
+    return root
+
+
+def read_display(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def numbers(text: str) -> list[str]:
+    """Number tokens in a LaTeX fragment, in order (tokens of 0.0123, 12, -3.5)."""
+    return re.findall(r"-?\d+(?:\.\d+)?", text)
+
+
+def test_fmt_number_and_escape():
+    assert [fmt_number(x) for x in (0.0123456, 1.0, 0.5, 12345.6, 99.96, 123.45, 0.020999999999999998, -0.000123,
+                                    0.0)] == ["0.0123", "1.00", "0.500", "12300", "100", "123", "0.0210", "-0.000123",
+                                              "0"]
+    assert fmt_number(0.012345, sig=2) == "0.012" and fmt_number(1234.5, sig=5) == "1234.5"
+    assert fmt_number(float("nan")) == "" and fmt_number(None) == "" and fmt_number(float("inf")) == ""
+    assert tex_escape("swiss_roll") == r"swiss\_roll"
+    assert tex_escape("a&b%c$d#e{f}g~h^i\\") == (r"a\&b\%c\$d\#e\{f\}g\textasciitilde{}h\textasciicircum{}i"
+                                                 r"\textbackslash{}")
+
+
+def test_summary_against_numpy_by_hand(results):
+    files = sorted(results.glob("metrics/*/*/*/metrics.csv"))
+    summary = summarize(collect_metrics(files), collect_floors(sorted(results.glob("metrics/*/floor.csv"))))
+    assert len(summary) == len(DATASETS) * len(MODELS) * len(SETTINGS) * 5 + len(MODELS) * len(SETTINGS) * 3
+    for (ds, model), base in SWD_BASE.items():
+        for sampler, steps in SETTINGS:
+            values = [r["value"] for seed in SEEDS for r in metric_rows(ds, model, seed, SWD_BASE)
+                      if (r["sampler"], r["steps"], r["metric"]) == (sampler, steps, "swd")]
+            row = summary[(summary["dataset"] == ds) & (summary["model"] == model) & (summary["sampler"] == sampler)
+                          & (summary["steps"] == steps) & (summary["metric"] == "swd")].iloc[0]
+            assert row["n_seeds"] == 2
+            assert row["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+            assert row["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+            assert row["ratio"] == pytest.approx(np.mean(values) / FLOORS["swd"], rel=1e-12)
+    assert summary.loc[summary["metric"] == "mmd", "ratio"].isna().all()  # floor 0: no ratio
+    assert summary.loc[summary["metric"] == "hq_percent", "ratio"].isna().all()  # not a distance
+
+
+def test_display_csv_is_what_the_tex_prints(results):
+    tables = results / "tables"
+    for name in ("summary", "training", "bench_models"):
+        display, tex = read_display(tables / f"{name}_display.csv"), (tables / f"{name}.tex").read_text()
+        assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+        body = tex.split("\\midrule\n", 1)[1].split("\\bottomrule")[0]
+        lines = [ln for ln in body.splitlines() if ln.endswith("\\\\")]
+        assert len(lines) == len(display)
+        skip = {"summary": ["dataset", "model", "sampler", "steps"], "training": ["dataset", "model"],
+                "bench_models": ["model", "device"]}[name]
+        for line, (_, row) in zip(lines, display.iterrows()):
+            cells = line[:-2].split(" & ")
+            assert numbers(" & ".join(cells[2 if name != "bench_models" else 1:])) == [
+                v for k, v in row.items() if k not in skip and v]
+    summary = read_display(tables / "summary_display.csv")
+    assert set(summary["steps"]) == {"100"} and set(summary["sampler"]) == {"ddpm"}  # most NFE by default
+    row = summary[(summary["dataset"] == "8gaussians") & (summary["model"] == "mlp")].iloc[0]
+    assert row["swd_mean"] == fmt_number(np.mean([0.02, 0.022])) == "0.0210"
+    assert row["swd_ratio"] == "2.10" and row["mmd_ratio"] == "" and row["modes_total"] == "8"
+    tex = (tables / "summary.tex").read_text()
+    assert r"tiny\_digits & res\_net" in tex and "tiny_digits" not in tex
+    assert r"$0.0210 \pm 0.00141$ ($\times 2.10$)" in tex
+
+
+def test_main_setting_is_configurable(results):
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    display, _ = main_table(summary, main="ddim_20")
+    assert set(display["steps"]) == {"20"} and set(display["sampler"]) == {"ddim"}
+    with pytest.raises(ValueError, match="ddim_7.*allowed: ddim_10, ddim_20, ddim_5, ddpm_100"):
+        main_table(summary, main="ddim_7")
+
+
+def test_bench_table_is_generic(results):
+    display = read_display(results / "tables" / "bench_models_display.csv")
+    assert list(display.columns) == ["model", "n_params", "s_per_1000", "peak_mem_mb", "device"]
+    assert display["s_per_1000"].tolist() == ["0.0123", "1.50"] and display["peak_mem_mb"].tolist() == ["", "12"]
+    tex = (results / "tables" / "bench_models.tex").read_text()
+    assert r"n\_params" in tex and r"res\_net & $5002$ & $1.50$ & $12$ & cpu" in tex
+
+
+def test_figures_written_and_deterministic(results, tmp_path):
+    for ds in DATASETS:
+        for kind in ("samples", "loss", "nfe"):
+            for ext in ("pdf", "png"):
+                f = results / "figures" / f"{ds}_{kind}.{ext}"
+                assert f.is_file() and 1000 < f.stat().st_size < 500_000, f
+    again = write_figures(results, tmp_path)
+    assert len(again) == 12
+    for f in again:
+        assert f.read_bytes() == (results / "figures" / f.name).read_bytes(), f.name
+
+
+def test_image_grid_layout():
+    x = np.arange(3 * 4, dtype=float).reshape(3, 4)  # three 1×2×2 images
+    grid = image_grid(x, [1, 2, 2], n=2)  # (2·3 − 1, 2·3 − 1)
+    assert grid.shape == (5, 5)
+    np.testing.assert_array_equal(grid[:2, :2], [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(grid[:2, 3:], [[4, 5], [6, 7]])
+    np.testing.assert_array_equal(grid[3:, :2], [[8, 9], [10, 11]])
+    assert (grid[3:, 3:] == -1).all() and (grid[2] == -1).all()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_claims_name_the_best_model(tmp_path, flip):
+    base = {k: (SWD_BASE[(k[0], "res_net" if k[1] == "mlp" else "mlp")] if flip else v) for k, v in SWD_BASE.items()}
+    root = make_results(tmp_path, base)
+    run_tables(root)
+    context = ctx_mod.build_context(root, CONFIG, repo=tmp_path)
+    by_name = {d["name"]: d for d in context["datasets"]}
+    winners = {"8gaussians": "res_net" if flip else "mlp", "tiny_digits": "mlp" if flip else "res_net"}
+    for ds, best in winners.items():
+        text = by_name[ds]["best"][0]
+        other = "mlp" if best == "res_net" else "res_net"
+        assert text.startswith(f"On \\texttt{{{tex_escape(ds)}}}, \\texttt{{{tex_escape(best)}}} has the lowest SWD")
+        factor = {"8gaussians": "2.50", "tiny_digits": "3.00"}[ds]  # 0.05 / 0.02 and 0.30 / 0.10
+        assert f"${factor}$ times lower than \\texttt{{{tex_escape(other)}}}" in text
+        assert by_name[ds]["best"][1].startswith("By MMD$^2$, energy distance and $W_2$")
+    # DDIM reaches within 10 % of its best SWD at 10 steps, 10 times fewer NFE than ddpm with 100 steps
+    assert "at an NFE of $10$ for \\texttt{mlp} ($10.0$ times fewer than \\texttt{ddpm}" in by_name["8gaussians"]["nfe"][0]
+    modes = " ".join(by_name["8gaussians"]["modes"])
+    assert "\\texttt{mlp} covers all $8$ modes" in modes and "\\texttt{res\\_net} covers $7.50$ of $8$ modes" in modes
+    assert by_name["tiny_digits"]["modes"] == []
+    training = " ".join(context["training_claims"])
+    assert "\\texttt{res\\_net} trains $1.95$ times slower than \\texttt{mlp}" in training  # 205 / 105
+
+
+def test_missing_inputs_are_left_out(tmp_path):
+    root = make_results(tmp_path / "results")
+    for stage in ("data", "runs", "samples", "metrics"):
+        shutil.rmtree(root / stage / "tiny_digits")
+    shutil.rmtree(root / "bench")
+    run_tables(root)
+    write_figures(root, root / "figures")
+    config = {k: v for k, v in CONFIG.items() if k != "paper"}  # a config without the digits and no paper title
+    config["grid"] = [{"datasets": ["8gaussians"], "models": ["mlp", "res_net"]}]
+    tex = render_paper(root, TEMPLATES, config, tmp_path / "paper", repo=tmp_path).read_text()
+    assert "tiny" not in tex and "None" not in tex and "Benchmarks" not in tex
+    assert "8gaussians" in tex and "\\section{Results: DDPM baselines}" in tex
+    assert (tmp_path / "paper" / "figures" / "8gaussians_nfe.pdf").is_file()
+    assert (tmp_path / "paper" / "refs.bib").is_file()
+    bare = tmp_path / "bare"
+    (bare / "tables").mkdir(parents=True)
+    tex = render_paper(bare, TEMPLATES, config, tmp_path / "bare_paper", repo=tmp_path).read_text()
+    assert "Results" not in tex and "None" not in tex and "\\section{Experimental setup}" in tex
+
+
+def test_templates_are_strict(tmp_path):
+    (tmp_path / "t.tex.j2").write_text(r"\texttt{((( name | tex )))} ((* if x *))x((* endif *))((= c =))")
+    env = make_environment(tmp_path)
+    assert env.get_template("t.tex.j2").render(name="a_b", x=False) == r"\texttt{a\_b} "
+    with pytest.raises(jinja2.UndefinedError):
+        env.get_template("t.tex.j2").render(name="a_b")
+
+
+def test_provenance(tmp_path):
+    assert git_state(tmp_path) is None
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (tmp_path / "f.txt").write_text("a")
+    subprocess.run(git + ["add", "f.txt"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "c"], check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert git_state(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "f.txt").write_text("b")
+    assert git_state(tmp_path) == {"commit": head, "dirty": True}
+    prov = collect_provenance(tmp_path, {"a": 1}, repo=tmp_path)
+    assert prov["packages"]["numpy"] == np.__version__ and "torch" in prov["packages"]
+    assert prov["config_hash"] == collect_provenance(tmp_path, {"a": 1}, repo=tmp_path)["config_hash"]
+    assert prov["config_hash"] != collect_provenance(tmp_path, {"a": 2}, repo=tmp_path)["config_hash"]
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk (TeX Live) is not installed")
+def test_paper_compiles_and_prints_the_table_numbers(results, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    render_paper(results, TEMPLATES, CONFIG, tmp_path, repo=tmp_path)
+    pdf = compile_paper(tmp_path)
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages)
+    display = read_display(results / "tables" / "summary_display.csv")
+    for col in ("swd_mean", "swd_std", "energy_ratio"):
+        assert display[col].iloc[0] in text, col
+    assert read_display(results / "tables" / "training_display.csv")["steps_per_s_mean"].iloc[0] in text
+    assert "Test paper" in text and "Ho" in text  # title and a bibliography entry
+    (tmp_path / "paper.tex").write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}")
+    with pytest.raises(RuntimeError, match=r"paper\.log.*\n.*Undefined control sequence"):
+        compile_paper(tmp_path)

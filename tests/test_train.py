@@ -1,0 +1,181 @@
+"""DDPM loss, the training loop, checkpoints and resume, NaN stops, and loading a finished run."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ttdm.train as train_mod
+from ttdm.methods import METHODS
+from ttdm.schedules import make_schedule
+from ttdm.train import build_model, load_model, load_run, train
+
+SCHEDULE = {"kind": "linear", "T": 50, "beta_start": 1e-4, "beta_end": 0.2}
+MU, STD = np.array([1.0, -1.0]), 0.1  # the 2-D Gaussian training data N(MU, STD² I)
+
+
+def make_data(path: Path, *, n: int = 512, image: bool = False) -> Path:
+    """train.npy and meta.json: 2-D Gaussian points, or 64-D 'images' of shape (1, 8, 8)."""
+    rng = np.random.default_rng(0)
+    path.mkdir(parents=True, exist_ok=True)
+    if image:
+        x, meta = rng.uniform(-1, 1, (n, 64)), {"dim": 64, "image_shape": [1, 8, 8]}
+    else:
+        x, meta = MU + STD * rng.standard_normal((n, 2)), {"dim": 2, "image_shape": None}
+    np.save(path / "train.npy", x.astype(np.float32))
+    (path / "meta.json").write_text(json.dumps(meta))
+    return path
+
+
+def make_spec(**training) -> dict:
+    spec = {
+        "dataset": "gauss", "model": "mlp", "arch": "mlp", "model_cfg": {"hidden": 32, "depth": 2, "time_dim": 8},
+        "seed": 0, "method": "ddpm", "schedule": SCHEDULE, "device": "cpu", "threads": 1,
+        "training": {"steps": 30, "batch_size": 64, "lr": 3e-3, "ema_decay": 0.9, "grad_clip": 1.0,
+                     "checkpoint_every": 7, "log_every": 5},
+    }
+    spec["training"].update(training)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_data(tmp_path_factory.mktemp("data"))
+
+
+def test_ddpm_loss_matches_hand_computation() -> None:
+    T, B = 50, 6
+    x0 = torch.randn(B, 3, generator=torch.Generator().manual_seed(1))
+    model = lambda x, t: x * t[:, None] - 0.5  # noqa: E731  a fixed "network" ε(x, t) = t x − 1/2
+    loss = METHODS.get("ddpm")().loss(model, x0, make_schedule(SCHEDULE), torch.Generator().manual_seed(7))
+    # the same draws by hand: first i, then ε, from one generator; ᾱ from numpy
+    g = torch.Generator().manual_seed(7)
+    i = torch.randint(0, T, (B,), generator=g).numpy()
+    eps = torch.randn(B, 3, generator=g).numpy().astype(np.float64)
+    abar = np.cumprod(1 - np.linspace(1e-4, 0.2, T))[i][:, None]
+    x_i = np.sqrt(abar) * x0.numpy() + np.sqrt(1 - abar) * eps
+    t = ((i + 1) / T)[:, None]
+    expected = np.mean((eps - (t * x_i - 0.5)) ** 2)
+    assert loss.ndim == 0
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_training_lowers_the_loss_towards_the_optimum(data_dir: Path, tmp_path: Path) -> None:
+    spec = make_spec(steps=300, batch_size=128, checkpoint_every=100, log_every=25)
+    record = train(spec, data_dir, tmp_path)
+    with open(tmp_path / "loss.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == list(range(25, 301, 25))
+    losses = [float(r["loss"]) for r in rows]
+    # the optimal ε-predictor for Gaussian data leaves E_i[α_i² s² / (α_i² s² + σ_i²)] (per coordinate)
+    abar = make_schedule(SCHEDULE).alphas_cumprod.numpy()
+    optimum = np.mean(abar * STD**2 / (abar * STD**2 + 1 - abar))  # ≈ 0.065
+    assert losses[0] > 0.4
+    assert 0.7 * optimum < losses[-1] < optimum + 0.06
+    assert record["final_loss"] == losses[-1] and record["resumed_from_step"] == 0
+    assert record["steps"] == 300 and record["n_params"] > 0 and record["device"]["device"] == "cpu"
+    assert json.loads((tmp_path / "spec.json").read_text()) == spec
+    assert json.loads((tmp_path / "train.json").read_text())["steps_per_s"] == pytest.approx(300 / record["wall_s"])
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def test_resume_is_bit_identical(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = make_spec()  # 30 steps, checkpoints every 7
+    full = tmp_path / "full"
+    train(spec, data_dir, full)
+
+    # 1) a "kill" at step 17, between the checkpoints of steps 14 and 21
+    calls = {"n": 0}
+    ema_update = train_mod._ema_update
+
+    def killed_at_17(*args):
+        ema_update(*args)
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise KeyboardInterrupt
+
+    parts = tmp_path / "parts"
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "_ema_update", killed_at_17)
+        with pytest.raises(KeyboardInterrupt):
+            train(spec, data_dir, parts)
+    assert torch.load(parts / "checkpoints" / "ckpt.pt", weights_only=True)["step"] == 14
+    # 2) resume and stop after step 20 (a checkpoint is written there), 3) resume to the end
+    assert train(spec, data_dir, parts, stop_after=20) == {"steps_done": 20, "complete": False}
+    assert not (parts / "model.pt").exists()
+    record = train(spec, data_dir, parts)
+    assert record["resumed_from_step"] == 20
+
+    a, b = _weights(full / "checkpoints" / "ckpt.pt"), _weights(parts / "checkpoints" / "ckpt.pt")
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert torch.equal(a["generator"], b["generator"]) and torch.equal(a["losses"], b["losses"])
+    ma, mb = _weights(full / "model.pt"), _weights(parts / "model.pt")
+    assert all(torch.equal(ma["ema"][k], mb["ema"][k]) for k in ma["ema"])
+
+    def loss_column(run: Path) -> list[tuple[str, str]]:
+        with open(run / "loss.csv") as fh:
+            return [(r["step"], r["loss"]) for r in csv.DictReader(fh)]
+
+    assert loss_column(full) == loss_column(parts)
+
+
+def test_a_checkpoint_of_another_spec_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    spec = make_spec(steps=10, checkpoint_every=5)
+    train(spec, data_dir, tmp_path, stop_after=5)
+    other = copy.deepcopy(spec)
+    other["training"]["lr"] = 1e-2
+    ckpt = tmp_path / "checkpoints" / "ckpt.pt"
+    before = ckpt.read_bytes()
+    with pytest.raises(ValueError, match=rf"{ckpt}.*different spec; delete it"):
+        train(other, data_dir, tmp_path)
+    assert ckpt.read_bytes() == before
+
+
+def test_a_diverging_loss_stops_with_the_step(data_dir: Path, tmp_path: Path) -> None:
+    spec = make_spec(steps=50, lr=1e12, grad_clip=None)
+    with pytest.raises(FloatingPointError, match=r"training loss is (nan|inf) at step \d+ of"):
+        train(spec, data_dir, tmp_path)
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "loss.csv").exists()
+
+
+@pytest.mark.parametrize("image", [False, True])
+def test_load_model_round_trip(tmp_path: Path, image: bool) -> None:
+    data = make_data(tmp_path / "data", n=64, image=image)
+    spec = make_spec(steps=3, batch_size=8, checkpoint_every=3, log_every=1)
+    if image:
+        spec.update(arch="unet", model="unet", model_cfg={"channels": 8, "time_dim": 16})
+    run = tmp_path / "run"
+    train(spec, data, run)
+    model, loaded_spec = load_model(run)
+    assert loaded_spec == spec and not model.training
+    # the EMA weights of the last checkpoint, in a freshly built network, give exactly the same outputs
+    dim, shape = (64, (1, 8, 8)) if image else (2, None)
+    reference = build_model(spec, dim, shape)
+    reference.load_state_dict(torch.load(run / "checkpoints" / "ckpt.pt", weights_only=True)["ema"])
+    x, t = torch.randn(4, dim), torch.rand(4)
+    with torch.no_grad():
+        assert torch.equal(model(x, t), reference(x, t))
+    assert load_run(run).dim == dim and load_run(run).image_shape == shape
+
+
+def test_missing_training_keys_and_model_are_reported(data_dir: Path, tmp_path: Path) -> None:
+    spec = make_spec()
+    del spec["training"]["ema_decay"]
+    with pytest.raises(ValueError, match=r"lacks \['ema_decay'\]"):
+        train(spec, data_dir, tmp_path)
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        load_model(tmp_path)
