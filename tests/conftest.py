@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,9 @@ def quick_config() -> dict:
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-@pytest.fixture
-def tiny_config(quick_config: dict) -> dict:
+def tiny_config_dict() -> dict:
     """A config small enough to run the whole pipeline in about a minute."""
-    config = copy.deepcopy(quick_config)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config.update(
         seeds=[0, 1],
         schedule={"kind": "linear", "T": 100, "beta_start": 0.0001, "beta_end": 0.2},
@@ -42,3 +40,13 @@ def tiny_config(quick_config: dict) -> dict:
         bench={"repeats": 1, "train_steps": 5, "n_samples": 50},
     )
     return config
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    return tiny_config_dict()
+
+
+@pytest.fixture(scope="session")
+def tiny_config_module() -> dict:
+    return tiny_config_dict()

@@ -135,3 +135,15 @@ def test_grid_and_specs(tiny_config):
     assert cfg.sampling_keys(config) == ["ddpm_100", "ddim_5", "ddim_20"]
     assert cfg.main_setting(config) == "ddpm_100"
     assert set(cfg.bench_spec(config)["models"]) == {"mlp", "unet"}
+
+
+def test_dataset_options_are_checked(quick_config):
+    quick_config["datasets"]["moons"]["nosie"] = 0.2
+    message = error_of(quick_config)
+    assert "datasets.moons" in message and "nosie" in message and "noise" in message
+
+
+def test_missing_user_file(quick_config, tmp_path):
+    quick_config["datasets"]["mine"] = {"kind": "file", "path": str(tmp_path / "mine.csv")}
+    message = error_of(quick_config)
+    assert "datasets.mine.path" in message and "mine.csv" in message

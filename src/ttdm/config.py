@@ -125,6 +125,17 @@ def _semantic_errors(config: dict[str, Any]) -> list[str]:
                     errors.append(
                         f"grid.{b}.{kind}: {name!r} is not defined under {kind}; defined: {', '.join(sorted(known))}"
                     )
+    for name, entry in config["datasets"].items():
+        options = {k: v for k, v in entry.items() if k not in ("kind", "n_train", "n_test", "n_eval")}
+        if entry["kind"] == "file":
+            path = Path(options.get("path") or "")
+            if not options.get("path") or not path.is_file():
+                errors.append(f"datasets.{name}.path: data file {str(path)!r} not found (kind: file needs a path)")
+            continue
+        try:  # loaders check their options when called; generated and bundled sets are cheap to build
+            reg["dataset"].get(entry["kind"])(options)
+        except ValueError as err:
+            errors.append(f"datasets.{name}: {err}")
     for name, sampler in config["sampling"]["samplers"].items():
         knobs = {k: v for k, v in sampler.items() if k not in ("kind", "steps")}
         for bad in _accepts(reg["sampler"].get(sampler["kind"]), knobs, skip=4):

@@ -28,6 +28,8 @@ def data_file(cfg: dict[str, Any]) -> Dataset:
     opts = options("file", cfg, {"path": None, "delimiter": ","})
     if not isinstance(opts["path"], str) or not opts["path"]:
         raise ValueError(f"dataset kind 'file' needs option path (a .npy or .csv file), got {opts['path']!r}")
+    if not isinstance(opts["delimiter"], str) or len(opts["delimiter"]) != 1:
+        raise ValueError(f"dataset kind 'file': option delimiter={opts['delimiter']!r} must be one character")
     points = read_table(opts["path"], delimiter=opts["delimiter"])
     return Dataset(source=f"user file {opts['path']}", points=points)
 

@@ -21,7 +21,8 @@ from ttdm.io import load_json  # noqa: E402
 PathLike = str | os.PathLike
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "figure.dpi": 100, "savefig.dpi": 150, "pdf.fonttype": 42}
-PANEL_IN = 2.2  # width and height of one panel, inches
+PANEL_IN = 2.2  # width and height of one sample panel, inches
+CURVE_IN = (3.0, 2.2)  # width and height of a curve figure, inches: two fit side by side on an A4 page
 MAX_POINTS = 2000  # points drawn per scatter (the first ones; files stay small)
 GRID = 8  # image grids show GRID × GRID samples
 
@@ -98,47 +99,48 @@ def plot_samples(test: np.ndarray, meta: dict, samples: dict[str, np.ndarray], t
 
 
 def plot_loss(losses: dict[str, list[pd.DataFrame]], title: str) -> plt.Figure:
-    """Training loss against step per model: mean over seeds (line) and ± one std (band), on a log y-axis.
+    """Training loss against step per model: mean over seeds (line) and ± one std (band), log y-axis if positive.
 
     losses: model -> one frame per seed with columns step, loss; steps logged by every seed are used.
     """
-    fig, ax = plt.subplots(figsize=(2 * PANEL_IN, PANEL_IN))
+    fig, ax = plt.subplots(figsize=CURVE_IN)
     for i, (model, frames) in enumerate(losses.items()):
         table = pd.concat([f.set_index("step")["loss"] for f in frames], axis=1, join="inner")  # (steps, seeds)
         mean, std = table.mean(axis=1), table.std(axis=1).fillna(0.0)
         ax.plot(table.index, mean, color=f"C{i}", lw=1, label=f"{model} ({len(frames)} seeds)")
         ax.fill_between(table.index, mean - std, mean + std, color=f"C{i}", alpha=0.25, linewidth=0)
-    ax.set_yscale("log")
+    if all((f["loss"] > 0).all() for frames in losses.values() for f in frames):
+        ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel(r"$\epsilon$-loss")
     ax.set_title(title)
-    ax.legend(frameon=False)
     fig.tight_layout()
+    ax.legend(frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3))  # below; kept by bbox "tight"
     return fig
 
 
 def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: str = "swd") -> plt.Figure:
-    """``metric`` (mean ± std over seeds) against the number of sampling steps for every model and sampler,
-    log-log, with the data floor as a dashed line. metrics: long format (model, sampler, seed, steps, metric, value)."""
+    """``metric`` (mean ± std over seeds) against the number of network evaluations for every model and sampler,
+    log-log, with the data floor as a dashed line. metrics: long format (model, sampler, seed, nfe, metric, value)."""
     sub = metrics[metrics["metric"] == metric]
-    stats = sub.groupby(["model", "sampler", "steps"])["value"].agg(["mean", "std"]).reset_index()
-    fig, ax = plt.subplots(figsize=(2 * PANEL_IN, PANEL_IN))
+    stats = sub.groupby(["model", "sampler", "nfe"])["value"].agg(["mean", "std"]).reset_index()
+    fig, ax = plt.subplots(figsize=CURVE_IN)
     markers = dict(zip(sorted(stats["sampler"].unique()), "osD^v<>"))
     for i, model in enumerate(sorted(stats["model"].unique())):
         for sampler, marker in markers.items():
-            s = stats[(stats["model"] == model) & (stats["sampler"] == sampler)].sort_values("steps")
+            s = stats[(stats["model"] == model) & (stats["sampler"] == sampler)].sort_values("nfe")
             if len(s):
-                ax.errorbar(s["steps"], s["mean"], yerr=s["std"].fillna(0.0), color=f"C{i}", marker=marker, ms=3,
+                ax.errorbar(s["nfe"], s["mean"], yerr=s["std"].fillna(0.0), color=f"C{i}", marker=marker, ms=3,
                             lw=1, capsize=2, label=f"{model}, {sampler}")
     if floor is not None and floor > 0:
         ax.axhline(floor, color="0.4", ls="--", lw=1, label="data floor")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("sampling steps (NFE)")
+    ax.set_xlabel("network evaluations (NFE)")
     ax.set_ylabel(metric.upper())
     ax.set_title(title)
-    ax.legend(frameon=False, ncol=2)
     fig.tight_layout()
+    ax.legend(frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3))  # below; kept by bbox "tight"
     return fig
 
 
@@ -146,8 +148,8 @@ def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     """Save ``fig`` as out_dir/stem.pdf and .png without time stamps (reproducible bytes), and close it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
-    fig.savefig(paths[0], metadata={"CreationDate": None})
-    fig.savefig(paths[1], metadata={"Software": None})
+    fig.savefig(paths[0], metadata={"CreationDate": None}, bbox_inches="tight")
+    fig.savefig(paths[1], metadata={"Software": None}, bbox_inches="tight")
     plt.close(fig)
     return paths
 
@@ -189,5 +191,5 @@ def write_figures(results_dir: PathLike, out_dir: PathLike, *, main: str | None 
                 floors = pd.read_csv(floor_file) if floor_file.is_file() else pd.DataFrame(columns=["metric", "value"])
                 swd_floor = floors.loc[floors["metric"] == "swd", "value"]
                 floor = float(swd_floor.iloc[0]) if len(swd_floor) else None
-                written += save_figure(plot_nfe(metrics, floor, f"{ds}: SWD vs sampling steps"), out, f"{ds}_nfe")
+                written += save_figure(plot_nfe(metrics, floor, f"{ds}: SWD vs NFE"), out, f"{ds}_nfe")
     return written
