@@ -222,6 +222,7 @@ def test_claims_name_the_best_model(tmp_path, flip):
     by_name = {d["name"]: d for d in context["datasets"]}
     winners = {"8gaussians": "res_net" if flip else "mlp", "tiny_digits": "mlp" if flip else "res_net"}
     for ds, best in winners.items():
+        assert by_name[ds]["best_model"] == best
         text = by_name[ds]["best"][0]
         other = "mlp" if best == "res_net" else "res_net"
         assert text.startswith(f"On \\texttt{{{tex_escape(ds)}}}, \\texttt{{{tex_escape(best)}}} has the lowest SWD")
@@ -229,7 +230,8 @@ def test_claims_name_the_best_model(tmp_path, flip):
         assert f"${factor}$ times lower than \\texttt{{{tex_escape(other)}}}" in text
         assert by_name[ds]["best"][1].startswith("By MMD$^2$, energy distance and $W_2$")
     # DDIM reaches within 10 % of its best SWD at 10 steps, 10 times fewer NFE than ddpm with 100 steps
-    assert "at an NFE of $10$ for \\texttt{mlp} ($10.0$ times fewer than \\texttt{ddpm}" in by_name["8gaussians"]["nfe"][0]
+    nfe = by_name["8gaussians"]["nfe"][0]
+    assert "at an NFE of $10$ for \\texttt{mlp} ($10.0$ times fewer than \\texttt{ddpm}" in nfe
     modes = " ".join(by_name["8gaussians"]["modes"])
     assert "\\texttt{mlp} covers all $8$ modes" in modes and "\\texttt{res\\_net} covers $7.50$ of $8$ modes" in modes
     assert by_name["tiny_digits"]["modes"] == []

@@ -71,7 +71,7 @@ def cmd_tables(args: argparse.Namespace) -> None:
 def cmd_figures(args: argparse.Namespace) -> None:
     from ttdm.report.figures import write_figures
 
-    write_figures(args.results, args.out)
+    write_figures(args.results, args.out, main=args.main, datasets=args.datasets, models=args.models)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -83,9 +83,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_paper(args: argparse.Namespace) -> None:
     from ttdm.report.paper import compile_paper, render_paper
 
-    out = render_paper(args.results, args.templates, args.spec, args.out)
+    render_paper(args.results, args.templates, args.spec, args.out)
     if not args.no_compile:
-        print(compile_paper(Path(out).parent if Path(out).suffix else out))
+        print(compile_paper(args.out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("figures", cmd_figures, "draw the figures (PDF and PNG) from the results")
     p.add_argument("--results", type=Path, required=True)
+    p.add_argument("--main", default=None, help="setting whose samples are drawn, SAMPLER_STEPS")
+    p.add_argument("--datasets", nargs="+", default=None, help="only these datasets (default: all in results)")
+    p.add_argument("--models", nargs="+", default=None, help="only these models (default: all in results)")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("bench", cmd_bench, "benchmark training and sampling speed, memory and parameter counts")

@@ -32,6 +32,20 @@ def run_paths(pattern):
     return [pattern.format(dataset=d, model=m, seed=s) for d, m, s in RUNS]
 
 
+def dataset_runs(pattern):
+    """An input function: `pattern` formatted for every run on the job's dataset."""
+
+    def inputs(wildcards):
+        return [pattern.format(dataset=d, model=m, seed=s) for d, m, s in RUNS if d == wildcards.dataset]
+
+    return inputs
+
+
+def dataset_models(wildcards):
+    """Models trained on the job's dataset (names are restricted to [A-Za-z0-9_-] by the schema)."""
+    return sorted({m for d, m, _ in RUNS if d == wildcards.dataset})
+
+
 def as_json(spec):
     return json.dumps(spec, sort_keys=True)
 
@@ -72,3 +86,4 @@ def final_outputs():
 
 BENCH_FILES = [f"results/bench/{name}" for name in ("models.csv", "train.csv", "sampling.csv")]
 PAPER_TEMPLATES = sorted(str(p) for p in Path("paper").rglob("*") if p.is_file())
+FIGURES_PDF = expand("results/figures/{dataset}_{kind}.pdf", dataset=DATASETS, kind=["samples", "loss", "nfe"])

@@ -47,22 +47,45 @@ rule bench:
 
 
 rule figures:
-    """Samples over data, loss curves and metric vs NFE for every dataset (PDF for the paper, PNG for the report)."""
+    """Samples over data, loss curves and SWD vs NFE of one dataset (PDF for the paper, PNG for the report)."""
     input:
-        samples=run_paths("results/samples/{dataset}/{model}/{seed}/samples.npz"),
-        loss=run_paths("results/runs/{dataset}/{model}/{seed}/loss.csv"),
-        summary="results/tables/summary.csv",
+        samples=dataset_runs("results/samples/{dataset}/{model}/{seed}/samples.npz"),
+        loss=dataset_runs("results/runs/{dataset}/{model}/{seed}/loss.csv"),
+        metrics=dataset_runs("results/metrics/{dataset}/{model}/{seed}/metrics.csv"),
+        floor="results/metrics/{dataset}/floor.csv",
+        test="results/data/{dataset}/test.npy",
     output:
-        FIGURES,
+        samples="results/figures/{dataset}_samples.pdf",
+        loss="results/figures/{dataset}_loss.pdf",
+        nfe="results/figures/{dataset}_nfe.pdf",
+        samples_png=report(
+            "results/figures/{dataset}_samples.png",
+            caption="../report/samples.rst",
+            category="Samples",
+            labels={"dataset": "{dataset}", "figure": "samples over data"},
+        ),
+        loss_png=report(
+            "results/figures/{dataset}_loss.png",
+            caption="../report/loss.rst",
+            category="Training loss",
+            labels={"dataset": "{dataset}", "figure": "loss"},
+        ),
+        nfe_png=report(
+            "results/figures/{dataset}_nfe.png",
+            caption="../report/nfe.rst",
+            category="Quality vs NFE",
+            labels={"dataset": "{dataset}", "figure": "SWD vs NFE"},
+        ),
     params:
-        results="results",
-        out="results/figures",
+        main=cfg.main_setting(config),
+        models=dataset_models,
     conda:
         CONDA_ENV
     log:
-        "logs/figures.log",
+        "logs/figures/{dataset}.log",
     shell:
-        "ttdm figures --results {params.results:q} --out {params.out:q} > {log:q} 2>&1"
+        "ttdm figures --results results --datasets {wildcards.dataset} --models {params.models}"
+        " --main {params.main:q} --out results/figures > {log:q} 2>&1"
 
 
 rule paper:
@@ -70,7 +93,7 @@ rule paper:
     input:
         templates=PAPER_TEMPLATES,
         tables="results/tables/summary.csv",
-        figures=FIGURES,
+        figures=FIGURES_PDF,
         bench=BENCH_FILES,
     output:
         tex="results/paper/paper.tex",

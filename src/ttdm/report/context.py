@@ -30,6 +30,7 @@ METRIC_TEXT = {
     "modes": "for Gaussian mixtures, the number of modes covered and the percentage of high-quality (HQ) samples, "
              "those within three standard deviations of their nearest mode \\citep{srivastava2017veegan}",
 }
+FIGURE_KINDS = ("samples", "loss", "nfe")  # figures/{dataset}_{kind}.pdf, as ttdm.report.figures writes them
 HPARAM_SYMBOLS = {"T": "$T$", "beta_start": "$\\beta_1$", "beta_end": "$\\beta_T$", "s": "$s$", "eta": "$\\eta$",
                   "batch_size": "batch size", "lr": "learning rate", "ema_decay": "EMA decay",
                   "grad_clip": "gradient-norm clip", "steps": "training steps", "method": "method",
@@ -65,13 +66,15 @@ def read_csv(path: Path) -> pd.DataFrame | None:
 
 
 def at_setting(summary: pd.DataFrame, sampler: str, steps: int) -> pd.DataFrame:
+    """The summary rows of one sampling setting."""
     return summary[(summary["sampler"] == sampler) & (summary["steps"] == steps)]
 
 
 def ranking(summary: pd.DataFrame, sampler: str, steps: int, metric: str) -> dict[str, pd.DataFrame]:
-    """Per dataset, the models at one setting sorted by the mean of ``metric`` (lowest first; ties by name)."""
+    """Per dataset, the models at one setting sorted by the mean of ``metric`` (lowest first; ties by name; NaN
+    means, from runs whose samples were not finite, left out)."""
     sub = at_setting(summary, sampler, steps)
-    sub = sub[sub["metric"] == metric].sort_values(["dataset", "mean", "model"])
+    sub = sub[(sub["metric"] == metric) & sub["mean"].notna()].sort_values(["dataset", "mean", "model"])
     return {ds: g.reset_index(drop=True) for ds, g in sub.groupby("dataset", sort=True)}
 
 
@@ -137,7 +140,7 @@ def nfe_claims(summary: pd.DataFrame, *, main: tuple[str, int] | None = None, me
     """Per dataset and sampler with several step counts: the fewest network evaluations (NFE) at which each
     model's mean ``metric`` is within ``tol`` (relative) of its lowest value over the step counts tried, and how
     many times fewer evaluations that is than the ``main`` (sampler, steps) setting."""
-    sub = summary[summary["metric"] == metric]
+    sub = summary[(summary["metric"] == metric) & summary["mean"].notna()]
     main_nfe = None
     if main is not None:
         nfes = at_setting(sub, *main)["nfe"]
@@ -240,9 +243,11 @@ def build_context(results_dir: PathLike, config: dict[str, Any], *, repo: PathLi
     """Everything the paper templates use, from results/tables, results/figures, results/data and the config.
 
     Keys: title, author, setup (:func:`setup_context`), tables (stem -> LaTeX of results/tables/*.tex), main
-    ({"sampler", "steps"} of the main table, or None), datasets (per dataset: name, label, figure paths relative to
-    the paper, and claims), training_claims, bench ([{name, label, table}]), figure_files (figures to copy) and
-    provenance (:func:`ttdm.report.provenance.collect_provenance`; ``repo`` is where git is asked).
+    ({"sampler", "steps"} of the main table, or None), datasets (per dataset: name, label, image (bool),
+    best_model (lowest SWD at the main setting, or None), figure paths relative to the paper, and the sentences
+    best, modes and nfe), training_claims, bench ([{name, label, table}]),
+    figure_files (figures to copy) and provenance (:func:`ttdm.report.provenance.collect_provenance`; ``repo``
+    is where git is asked).
     """
     results = Path(results_dir)
     tables_dir, figures_dir = results / "tables", results / "figures"
@@ -250,20 +255,26 @@ def build_context(results_dir: PathLike, config: dict[str, Any], *, repo: PathLi
     summary = read_csv(tables_dir / "summary.csv")
     display = read_csv(tables_dir / "summary_display.csv")
     training = read_csv(tables_dir / "training.csv")
-    main = None
+    main, best_model = None, {}
     claims: dict[str, dict[str, list[str]]] = {"best": {}, "modes": {}, "nfe": {}}
     if summary is not None and display is not None and "summary" in tables:
         main = {"sampler": str(display["sampler"].iloc[0]), "steps": int(display["steps"].iloc[0])}
+        ranked = ranking(summary, main["sampler"], main["steps"], "swd")
+        best_model = {ds: g["model"].iloc[0] for ds, g in ranked.items()}
         claims = {"best": best_model_claims(summary, main["sampler"], main["steps"]),
                   "modes": mode_claims(summary, main["sampler"], main["steps"]),
                   "nfe": nfe_claims(summary, main=(main["sampler"], main["steps"]))}
     setup = setup_context(config, results, training)
-    names = set().union(*claims.values(), (p.name.rsplit("_", 1)[0] for p in figures_dir.glob("*.pdf")))
+    figure_datasets = (p.name[: -len(f"_{k}.pdf")] for k in FIGURE_KINDS for p in figures_dir.glob(f"*_{k}.pdf"))
+    names = set().union(*claims.values(), figure_datasets)
     order = {ds: i for i, ds in enumerate(dict.fromkeys(d for g in config.get("grid", []) for d in g["datasets"]))}
+    names = {d for d in names if not order or d in order}  # stale results of datasets no longer configured
     datasets, figure_files = [], []
     for ds in sorted(names, key=lambda d: (order.get(d, len(order)), d)):
-        entry: dict[str, Any] = {"name": ds, "label": tt(ds)}
-        for kind in ("samples", "loss", "nfe"):
+        meta_file = results / "data" / ds / "meta.json"
+        image = bool(load_json(meta_file).get("image_shape")) if meta_file.is_file() else False
+        entry: dict[str, Any] = {"name": ds, "label": tt(ds), "image": image, "best_model": best_model.get(ds)}
+        for kind in FIGURE_KINDS:
             found = (figures_dir / f"{ds}_{kind}.pdf").is_file()
             entry[f"{kind}_figure"] = f"figures/{ds}_{kind}.pdf" if found else None
             figure_files += [f"{ds}_{kind}.pdf"] if found else []

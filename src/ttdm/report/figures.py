@@ -91,10 +91,10 @@ def plot_samples(test: np.ndarray, meta: dict, samples: dict[str, np.ndarray], t
         ax.set_title(name + (f" ({outside} of {len(x)} outside view)" if outside else ""))
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
-    if not shape:
-        axes[0][0].legend(loc="upper right", markerscale=3, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
+    if not shape:  # below the first panel; kept by bbox "tight"
+        axes[0][0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), ncol=2, markerscale=3, frameon=False)
     return fig
 
 
@@ -154,21 +154,34 @@ def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def write_figures(results_dir: PathLike, out_dir: PathLike, *, main: str | None = None) -> list[Path]:
+def write_figures(
+    results_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    main: str | None = None,
+    datasets: list[str] | None = None,
+    models: list[str] | None = None,
+) -> list[Path]:
     """Draw every figure the results allow, per dataset: ``{dataset}_samples`` (first seed of every model, samples
     key ``main`` = "sampler_steps" or the most steps), ``{dataset}_loss`` and ``{dataset}_nfe`` (SWD vs steps).
 
-    Reads results/data, samples, runs and metrics; a figure whose inputs are missing is not drawn. Returns the
-    paths written (PDF and PNG).
+    Reads results/data, samples, runs and metrics; a figure whose inputs are missing is not drawn. ``datasets`` and
+    ``models`` restrict the figures to those names (the workflow passes its config's, so results of runs no longer
+    in the config are not drawn). Returns the paths written (PDF and PNG).
     """
     results, out = Path(results_dir), Path(out_dir)
-    datasets = sorted({p.name for stage in ("samples", "runs", "metrics") for p in sorted_dirs(results / stage)})
+    if datasets is None:
+        datasets = sorted({p.name for stage in ("samples", "runs", "metrics") for p in sorted_dirs(results / stage)})
+
+    def model_dirs(path: Path) -> list[Path]:
+        return [m for m in sorted_dirs(path) if models is None or m.name in models]
+
     written: list[Path] = []
     with plt.rc_context(STYLE):
         for ds in datasets:
             data_dir = results / "data" / ds
             samples = {}
-            for model_dir in sorted_dirs(results / "samples" / ds):
+            for model_dir in model_dirs(results / "samples" / ds):
                 seeds = [s for s in sorted_dirs(model_dir) if (s / "samples.npz").is_file()]
                 if seeds:
                     with np.load(seeds[0] / "samples.npz") as npz:
@@ -180,11 +193,11 @@ def write_figures(results_dir: PathLike, out_dir: PathLike, *, main: str | None 
                                    {m: x for m, (x, _) in samples.items()}, f"{ds}: samples ({', '.join(keys)})")
                 written += save_figure(fig, out, f"{ds}_samples")
             losses = {m.name: [pd.read_csv(s / "loss.csv") for s in sorted_dirs(m) if (s / "loss.csv").is_file()]
-                      for m in sorted_dirs(results / "runs" / ds)}
+                      for m in model_dirs(results / "runs" / ds)}
             losses = {m: frames for m, frames in losses.items() if frames}
             if losses:
                 written += save_figure(plot_loss(losses, f"{ds}: training loss"), out, f"{ds}_loss")
-            files = sorted((results / "metrics" / ds).glob("*/*/metrics.csv"))
+            files = [f for m in model_dirs(results / "metrics" / ds) for f in sorted(m.glob("*/metrics.csv"))]
             metrics = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
             if metrics is not None and (metrics["metric"] == "swd").any():
                 floor_file = results / "metrics" / ds / "floor.csv"

@@ -48,7 +48,8 @@ def describe_device(info: dict[str, Any]) -> str:
         return f"cuda: {info['gpu']}" + (f" (CUDA {info['cuda']})" if info.get("cuda") else "")
     parts = [str(info[k]) for k in ("processor",) if info.get(k)]
     parts += [f"{info['cpu_count']} cores"] if info.get("cpu_count") else []
-    parts += [f"{info['torch_threads']} torch threads"] if info.get("torch_threads") else []
+    threads = info.get("torch_threads")
+    parts += [f"{threads} torch thread{'s' if threads != 1 else ''}"] if threads else []
     device = str(info.get("device", "unknown"))
     return f"{device}: {', '.join(parts)}" if parts else device
 
