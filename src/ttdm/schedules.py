@@ -43,8 +43,8 @@ class NoiseSchedule:
         return len(self.betas)
 
     def abar(self, i: torch.Tensor | int) -> torch.Tensor:
-        """abar at integer steps i (any shape); i = -1 means abar = 1 (no noise, used as the last DDIM target)."""
-        i = torch.as_tensor(i, dtype=torch.long)
+        """abar at integer steps i (any shape, any device; the result is on the CPU); i = -1 means abar = 1."""
+        i = torch.as_tensor(i, dtype=torch.long).cpu()
         ab = self.alphas_cumprod[i.clamp(min=0)]
         return torch.where(i < 0, torch.ones_like(ab), ab)
 

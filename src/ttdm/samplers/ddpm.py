@@ -1,0 +1,64 @@
+"""Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), also on a strided subsequence of steps."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from tqdm.auto import tqdm
+
+from ttdm.samplers import SAMPLERS
+from ttdm.samplers.timesteps import step_pairs
+from ttdm.schedules import NoiseSchedule
+
+VARIANCES = ("fixed_small", "fixed_large")
+
+
+def ddpm_step(
+    eps: torch.Tensor,
+    x: torch.Tensor,
+    i: int,
+    prev: int,
+    schedule: NoiseSchedule,
+    *,
+    variance: str = "fixed_small",
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One ancestral step x_i -> x_prev from the posterior q(x_prev | x_i, x̂_0) (Ho et al. 2020, eqs. 6-7, 15).
+
+    Symbols: ᾱ_i = ``abar``, ᾱ_prev = ``abar_prev`` (1 when prev = -1), β'_i = 1 - ᾱ_i/ᾱ_prev (= β_i for prev = i-1),
+    x̂_0 = (x_i - √(1-ᾱ_i) ε)/√ᾱ_i, posterior mean μ = √ᾱ_prev β'_i/(1-ᾱ_i) x̂_0 + √(1-β'_i)(1-ᾱ_prev)/(1-ᾱ_i) x_i,
+    variance β̃_i = β'_i (1-ᾱ_prev)/(1-ᾱ_i) ("fixed_small") or β'_i ("fixed_large"); no noise when prev = -1.
+    eps, x, noise: (B, D). Coefficients in float64, the result in x's dtype.
+    """
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown DDPM variance {variance!r}; allowed: {', '.join(VARIANCES)}")
+    abar, abar_prev = schedule.abar(i).item(), schedule.abar(prev).item()
+    beta = 1.0 - abar / abar_prev
+    x0 = (x - (1.0 - abar) ** 0.5 * eps) / abar**0.5
+    mean = (abar_prev**0.5 * beta / (1.0 - abar)) * x0 + ((1.0 - beta) ** 0.5 * (1.0 - abar_prev) / (1.0 - abar)) * x
+    if prev < 0:
+        return mean
+    var = beta * (1.0 - abar_prev) / (1.0 - abar) if variance == "fixed_small" else beta
+    return mean + var**0.5 * noise
+
+
+@SAMPLERS.register("ddpm")
+def sample_ddpm(
+    model,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    steps: int,
+    *,
+    generator: torch.Generator | None = None,
+    variance: str = "fixed_small",
+    spacing: str = "trailing",
+) -> torch.Tensor:
+    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` ancestral steps; ``model(x, t)`` predicts ε at t = (i+1)/T."""
+    pairs = step_pairs(schedule.T, steps, spacing)
+    with torch.no_grad():
+        for i, prev in tqdm(pairs, desc="ddpm", leave=False, disable=not sys.stderr.isatty()):
+            t = schedule.time(torch.full((len(x),), i)).to(x.device)
+            noise = None if prev < 0 else torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = ddpm_step(model(x, t), x, i, prev, schedule, variance=variance, noise=noise)
+    return x
