@@ -26,7 +26,7 @@ def tiny_config_dict() -> dict:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config.update(
         seeds=[0, 1],
-        schedule={"kind": "linear", "T": 100, "beta_start": 0.0001, "beta_end": 0.2},
+        schedule={"kind": "linear", "T": 200, "beta_start": 0.0001, "beta_end": 0.05},
         datasets={
             "8gaussians": {"kind": "8gaussians", "n_train": 500, "n_test": 200},
             "digits": {"kind": "digits", "n_train": 300, "n_test": 200, "n_eval": 200},
@@ -35,8 +35,8 @@ def tiny_config_dict() -> dict:
         grid=[{"datasets": ["8gaussians"], "models": ["mlp"]}, {"datasets": ["digits"], "models": ["unet"],
                                                               "training": {"steps": 40}}],
         training={"steps": 200, "batch_size": 64, "lr": 0.002, "checkpoint_every": 50, "log_every": 20},
-        sampling={"n_samples": 200, "samplers": {"ddpm": {"kind": "ddpm", "steps": [100]},
-                                                 "ddim": {"kind": "ddim", "steps": [5, 20]}}, "main": "ddpm_100"},
+        sampling={"n_samples": 200, "samplers": {"ddpm": {"kind": "ddpm", "steps": [200]},
+                                                 "ddim": {"kind": "ddim", "steps": [5, 20]}}, "main": "ddpm_200"},
         bench={"repeats": 1, "train_steps": 5, "n_samples": 50},
     )
     return config

@@ -132,8 +132,8 @@ def test_grid_and_specs(tiny_config):
     assert cfg.run_spec(config, "8gaussians", "mlp", 0)["training"]["steps"] == 200
     assert cfg.data_spec(config, "digits")["n_floor"] == 200
     assert cfg.sample_spec(config, "8gaussians", 0)["n_samples"] == 200
-    assert cfg.sampling_keys(config) == ["ddpm_100", "ddim_5", "ddim_20"]
-    assert cfg.main_setting(config) == "ddpm_100"
+    assert cfg.sampling_keys(config) == ["ddpm_200", "ddim_5", "ddim_20"]
+    assert cfg.main_setting(config) == "ddpm_200"
     assert set(cfg.bench_spec(config)["models"]) == {"mlp", "unet"}
 
 

@@ -34,6 +34,8 @@ def make_workdir(root: Path, target: Path, config: dict) -> Path:
     shutil.copy(root / "Snakefile", target)
     shutil.copytree(root / "workflow", target / "workflow")
     shutil.copytree(root / "paper", target / "paper")
+    shutil.copytree(root / "envs", target / "envs")
+    (target / "profiles").symlink_to("workflow/profiles")  # where snakemake looks for the default profile
     (target / "config.yaml").write_text(yaml.safe_dump(config))
     return target
 

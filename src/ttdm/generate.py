@@ -63,7 +63,8 @@ def generate(spec: dict[str, Any], run_dir: str | Path, out_dir: str | Path) -> 
         spec: {"seed", "n_samples", "batch_size", "device", "threads",
             "samplers": {name: {"kind", "steps": [S, ...], **knobs}}}.
     Writes (atomically) ``out_dir/samples.npz`` (f"{name}_{S}" → (N, D) float32), ``samples.json``
-    ({"entries": [{"key", "sampler", "kind", "steps", "nfe", "n", "wall_s", "time_per_sample_s"}], "device"}) and
+    ({"dataset", "model", "seed" of the run, "entries": [{"key", "sampler", "kind", "steps", "nfe", "n", "wall_s",
+    "time_per_sample_s"}], "device"}) and
     ``spec.json``.
     Returns:
         The ``samples.json`` record.
@@ -111,7 +112,13 @@ def generate(spec: dict[str, Any], run_dir: str | Path, out_dir: str | Path) -> 
             })
 
     out_dir = Path(out_dir)
-    record = {"entries": entries, "device": device_info(device)}
+    record = {
+        "dataset": run.spec["dataset"],
+        "model": run.spec["model"],
+        "seed": run.spec["seed"],
+        "entries": entries,
+        "device": device_info(device),
+    }
     save_json(out_dir / "spec.json", spec)
 
     def write_npz(p: Path) -> None:
