@@ -277,3 +277,12 @@ def test_long_rows():
     ]
     with pytest.raises(ValueError, match="reserved"):
         long_rows({"swd": 0.5}, metric="x")
+
+
+@pytest.mark.parametrize("n,m", [(60, 60), (60, 45)])
+def test_w2_equals_pot_emd2(n, m):
+    """Equal sizes take the assignment path, unequal sizes POT's simplex: both equal POT's exact W2."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(n, 3)), rng.normal(size=(m, 3)) + 0.5
+    expected = math.sqrt(ot.emd2(np.full(n, 1 / n), np.full(m, 1 / m), ot.dist(x, y)))
+    assert w2(x, y, meta=NO_META, rng=rng)["w2"] == pytest.approx(expected, rel=1e-10)

@@ -8,7 +8,7 @@ most ``max_points`` rows of each set without replacement with ``rng``, so their 
 from __future__ import annotations
 
 import numpy as np
-import ot
+from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from ttdm.metrics import METRICS
@@ -142,16 +142,25 @@ def energy(
 def w2(
     x: np.ndarray, ref: np.ndarray, *, meta: dict, rng: np.random.Generator, max_points: int = 2000
 ) -> dict[str, float]:
-    """Exact Wasserstein-2 distance between the empirical measures, by linear programming (``ot.emd2``).
+    """Exact Wasserstein-2 distance between the empirical measures (an assignment problem or linear programme).
 
     W2(μ, ν) = ( min_{P ∈ U(1/N, 1/M)} Σ_{i,j} P_ij ‖x_i − y_j‖² )^{1/2}, the Kantorovich problem (Peyré & Cuturi
     2019, ch. 2).
     When N or M exceeds ``max_points`` (default 2000) that set is first subsampled with ``rng`` to ``max_points``
     rows, so the value is then the W2 between subsamples (it carries the subsample's extra finite-sample bias).
+    For N = M an optimal coupling is a permutation (Birkhoff), found by scipy's ``linear_sum_assignment``; otherwise
+    POT's network simplex, imported only then (POT's import costs seconds: it loads scikit-learn and torch).
     x: (N, D), ref: (M, D).
     """
     x = subsample(np.asarray(x, dtype=np.float64), max_points, rng)
     y = subsample(np.asarray(ref, dtype=np.float64), max_points, rng)
-    a, b = np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y))
-    cost = ot.emd2(a, b, cdist(x, y, "sqeuclidean"), numItermax=10_000_000)
+    cost_matrix = cdist(x, y, "sqeuclidean")  # (N, M)
+    if len(x) == len(y):
+        rows, cols = linear_sum_assignment(cost_matrix)
+        cost = cost_matrix[rows, cols].mean()
+    else:
+        import ot
+
+        a, b = np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y))
+        cost = ot.emd2(a, b, cost_matrix, numItermax=10_000_000)
     return {"w2": float(np.sqrt(max(float(cost), 0.0)))}

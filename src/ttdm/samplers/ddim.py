@@ -22,17 +22,19 @@ def ddim_step(
     eta: float = 0.0,
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One DDIM step x_i -> x_prev (Song et al. 2021, eqs. 12 and 16).
+    """One DDIM step x_i -> x_prev (Song et al. 2021, eq. 12; σ of eq. 16).
 
-    Symbols (diffusers' names): ᾱ_i = ``abar`` (alpha_prod_t), ᾱ_prev = ``abar_prev`` (1 when prev = -1),
-    x̂_0 = (x_i - √(1-ᾱ_i) ε)/√ᾱ_i (pred_original_sample),
-    s = η √((1-ᾱ_prev)/(1-ᾱ_i)) √(1 - ᾱ_i/ᾱ_prev) (std_dev_t),
-    x_prev = √ᾱ_prev x̂_0 + √(1-ᾱ_prev-s²) ε + s z.  eps, x, noise: (B, D); noise is needed only when s > 0.
+    x̂_0 = (x_i - √(1-ᾱ_i) ε)/√ᾱ_i,   s = η √((1-ᾱ_prev)/(1-ᾱ_i)) √(1 - ᾱ_i/ᾱ_prev),
+    x_prev = √ᾱ_prev x̂_0 + √(1-ᾱ_prev-s²) ε + s z.
+    Code → symbol (diffusers' DDIMScheduler.step name): ``abar`` → ᾱ_i (alpha_prod_t), ``abar_prev`` → ᾱ_prev
+    (alpha_prod_t_prev; 1 when prev = -1), ``x0`` → x̂_0 (pred_original_sample), ``std`` → s (std_dev_t),
+    ``eta`` → η, ``noise`` → z (variance_noise).  eps, x, noise: (B, D); noise is used only when s > 0.
+    Coefficients in float64, the result in x's dtype.
     """
     abar, abar_prev = schedule.abar(i).item(), schedule.abar(prev).item()
     x0 = (x - (1.0 - abar) ** 0.5 * eps) / abar**0.5
     std = eta * ((1.0 - abar_prev) / (1.0 - abar)) ** 0.5 * (1.0 - abar / abar_prev) ** 0.5
-    x_prev = abar_prev**0.5 * x0 + (1.0 - abar_prev - std**2) ** 0.5 * eps
+    x_prev = abar_prev**0.5 * x0 + max(1.0 - abar_prev - std**2, 0.0) ** 0.5 * eps  # max: rounding at eta = 1
     return x_prev + std * noise if std > 0 else x_prev
 
 
@@ -49,10 +51,14 @@ def sample_ddim(
 ) -> torch.Tensor:
     """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` DDIM steps; ``model(x, t)`` predicts ε at t = (i+1)/T.
 
-    Consecutive visited steps are used as (i, prev) pairs, which equals diffusers' i - T // steps when steps divides T.
+    Knobs: ``eta`` ∈ [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), ``spacing`` of
+    :func:`ttdm.samplers.timesteps.timesteps`.  Each step goes to the next visited step, the last one to ᾱ = 1
+    (diffusers' ``set_alpha_to_one=True``); diffusers' DDIM instead always goes to i - T // steps, the same for
+    "trailing" and "leading" when steps divides T, not for "linspace".  Noise z ~ N(0, I) is drawn from ``generator``
+    on x's device at every step but the last when eta > 0.  Returns x_0: (B, D) in x's dtype.
     """
-    if eta < 0:
-        raise ValueError(f"DDIM eta must be >= 0, got {eta}")
+    if not 0 <= eta <= 1:
+        raise ValueError(f"DDIM eta must lie in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}")
     pairs = step_pairs(schedule.T, steps, spacing)
     with torch.no_grad():
         for i, prev in tqdm(pairs, desc="ddim", leave=False, disable=not sys.stderr.isatty()):

@@ -24,12 +24,15 @@ def ddpm_step(
     variance: str = "fixed_small",
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One ancestral step x_i -> x_prev from the posterior q(x_prev | x_i, x̂_0) (Ho et al. 2020, eqs. 6-7, 15).
+    """One ancestral step x_i -> x_prev ~ q(x_prev | x_i, x̂_0) (Ho et al. 2020, eqs. 6-7 and 15; Algorithm 2).
 
-    Symbols: ᾱ_i = ``abar``, ᾱ_prev = ``abar_prev`` (1 when prev = -1), β'_i = 1 - ᾱ_i/ᾱ_prev (= β_i for prev = i-1),
-    x̂_0 = (x_i - √(1-ᾱ_i) ε)/√ᾱ_i, posterior mean μ = √ᾱ_prev β'_i/(1-ᾱ_i) x̂_0 + √(1-β'_i)(1-ᾱ_prev)/(1-ᾱ_i) x_i,
-    variance β̃_i = β'_i (1-ᾱ_prev)/(1-ᾱ_i) ("fixed_small") or β'_i ("fixed_large"); no noise when prev = -1.
-    eps, x, noise: (B, D). Coefficients in float64, the result in x's dtype.
+    β'_i = 1 - ᾱ_i/ᾱ_prev (= β_i when prev = i-1),  x̂_0 = (x_i - √(1-ᾱ_i) ε)/√ᾱ_i,
+    x_prev = √ᾱ_prev β'_i/(1-ᾱ_i) x̂_0 + √(1-β'_i) (1-ᾱ_prev)/(1-ᾱ_i) x_i + √v z,
+    v = β̃_i = β'_i (1-ᾱ_prev)/(1-ᾱ_i) ("fixed_small") or β'_i ("fixed_large"); no noise when prev = -1.
+    Code → symbol (diffusers' DDPMScheduler.step name): ``abar`` → ᾱ_i (alpha_prod_t), ``abar_prev`` → ᾱ_prev
+    (alpha_prod_t_prev; 1 when prev = -1), ``beta`` → β'_i (current_beta_t), ``x0`` → x̂_0 (pred_original_sample),
+    ``mean`` → μ̃ (pred_prev_sample), ``var`` → v, ``noise`` → z.  eps, x, noise: (B, D).
+    Coefficients in float64, the result in x's dtype.
     """
     if variance not in VARIANCES:
         raise ValueError(f"unknown DDPM variance {variance!r}; allowed: {', '.join(VARIANCES)}")
@@ -54,7 +57,13 @@ def sample_ddpm(
     variance: str = "fixed_small",
     spacing: str = "trailing",
 ) -> torch.Tensor:
-    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` ancestral steps; ``model(x, t)`` predicts ε at t = (i+1)/T."""
+    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` ancestral steps; ``model(x, t)`` predicts ε at t = (i+1)/T.
+
+    Knobs: ``variance`` in ("fixed_small", "fixed_large"), ``spacing`` of :func:`ttdm.samplers.timesteps.timesteps`.
+    Each step goes to the next visited step (as diffusers' DDPMScheduler), the last one to ᾱ = 1 without noise,
+    which then returns x̂_0 (diffusers adds noise there whenever that step is not 0, e.g. for "trailing").  Noise
+    z ~ N(0, I) is drawn from ``generator`` on x's device at every step but the last.  Returns x_0: (B, D).
+    """
     pairs = step_pairs(schedule.T, steps, spacing)
     with torch.no_grad():
         for i, prev in tqdm(pairs, desc="ddpm", leave=False, disable=not sys.stderr.isatty()):
