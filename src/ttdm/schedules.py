@@ -114,7 +114,7 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
 
 
 def _check_T(T: int) -> None:
-    if not isinstance(T, int) or T < 1:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"schedule T must be a positive integer, got {T!r}")
 
 
