@@ -16,7 +16,7 @@ rule tables:
         summary_tex="results/tables/summary.tex",
     params:
         runs=run_paths("results/runs/{dataset}/{model}/{seed}"),
-        bench=subpath(BENCH_FILES[0], parent=True),
+        bench=lambda wildcards, input: os.path.dirname(input.bench[0]),
         main=cfg.main_setting(config),
         out=subpath(output.summary, parent=True),
     conda:
@@ -36,7 +36,7 @@ rule bench:
         BENCH_FILES,
     params:
         spec=bench_spec,
-        out=subpath(BENCH_FILES[0], parent=True),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
     conda:
         CONDA_ENV
     log:
