@@ -140,6 +140,7 @@ def test_killed_training_resumes_from_checkpoint(pipeline):
     os.killpg(proc.pid, signal.SIGKILL)  # as a scheduler or a power cut would: no clean-up runs
     proc.wait()
     assert not (pipeline / target).exists()
+    snakemake(pipeline, "--unlock")  # a killed Snakemake leaves its lock; the README says to unlock
     snakemake(pipeline, target)
     info = json.loads((pipeline / "results/runs/8gaussians/mlp2/0/train.json").read_text())
     assert info["resumed_from_step"] and info["resumed_from_step"] > 0
