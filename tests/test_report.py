@@ -298,3 +298,16 @@ def test_paper_compiles_and_prints_the_table_numbers(results, tmp_path):
     (tmp_path / "paper.tex").write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}")
     with pytest.raises(RuntimeError, match=r"paper\.log.*\n.*Undefined control sequence"):
         compile_paper(tmp_path)
+
+
+def test_no_ratio_of_a_non_positive_mean():
+    """An unbiased MMD² below zero has no meaningful ratio to a positive floor."""
+    from ttdm.report.tables import summarize
+
+    df = pd.DataFrame(
+        [{"dataset": "d", "model": "m", "seed": s, "sampler": "ddpm", "steps": 10, "nfe": 10, "metric": "mmd",
+          "value": v} for s, v in ((0, -0.002), (1, 0.001))]
+    )
+    floors = pd.DataFrame([{"dataset": "d", "metric": "mmd", "value": 0.01}])
+    out = summarize(df, floors)
+    assert out["mean"].iloc[0] == pytest.approx(-0.0005) and np.isnan(out["ratio"].iloc[0])

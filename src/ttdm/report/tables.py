@@ -118,15 +118,15 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof = 1, NaN for one seed) over seeds per dataset × model × sampler × steps × metric.
 
     ``ratio`` = mean / floor for the distance metrics (swd, mmd, energy, w2), where the floor is the same metric of
-    a fresh true sample against the test set; NaN for other metrics and where the floor is missing or ≤ 0 (the
-    unbiased MMD² and energy estimators of a true sample can be ≤ 0, and no ratio to them is meaningful).
+    a fresh true sample against the test set; NaN for other metrics and where the floor or the mean is missing or
+    ≤ 0 (the unbiased MMD² and energy estimators can be ≤ 0, and no ratio to or of such a value is meaningful).
     Columns: KEYS + mean, std, n_seeds, floor, ratio.
     """
     grouped = df.groupby(KEYS, sort=True)["value"]
     out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     floor = floors.rename(columns={"value": "floor"})[["dataset", "metric", "floor"]]
     out = out.merge(floor, on=["dataset", "metric"], how="left")
-    ok = out["metric"].isin(DISTANCE_METRICS) & (out["floor"] > 0)
+    ok = out["metric"].isin(DISTANCE_METRICS) & (out["floor"] > 0) & (out["mean"] > 0)
     out["ratio"] = np.where(ok, out["mean"] / out["floor"].where(ok, 1.0), np.nan)
     return out
 
