@@ -1,4 +1,13 @@
-"""The training stage: fit a noise-prediction network with a registered method, with EMA, checkpoints and resume.
+"""The training stage: fit a noise predictor with a registered method, with checkpoints and resume.
+
+Two kinds of optimiser, chosen by ``training.optimizer``:
+- ``adam`` / ``sgd``: mini-batch gradient steps through autograd (any model), EMA weights, gradient clipping;
+- ``als`` / ``rgd``: the least-squares optimisers of tensor-train models (``ttdm.tt``) on a fixed sample of
+  ``n_fit`` regression triplets (x_t, t, target) of the method: one step is one ALS sweep or one Riemannian
+  gradient iteration (full batch, or ``fit_batch`` rows drawn per iteration).
+
+Every run logs, besides its training loss, ``val_loss``: the method's loss of the sampled weights on ``n_val``
+triplets drawn once per dataset, the same for every model and optimiser, so their curves compare directly.
 
 Batches are drawn *with replacement*: each step takes ``batch_size`` indices uniform on {0..N−1} from a
 torch.Generator seeded from the spec's seed, so the whole random state of a run is one generator state (saved in the
@@ -28,6 +37,10 @@ from ttdm.models.embeddings import count_parameters
 from ttdm.schedules import make_schedule
 
 TRAINING_KEYS = ("steps", "batch_size", "lr", "ema_decay", "grad_clip", "checkpoint_every", "log_every")
+GRADIENT_OPTIMIZERS = ("adam", "sgd")
+SOLVER_OPTIMIZERS = ("als", "rgd")
+SOLVER_DEFAULTS = {"n_fit": 20000, "lam": 1e-3, "step_size": 1.0, "line_search": True, "fit_batch": 0,
+                   "engine": "auto"}
 CKPT_FORMAT = 1
 
 
@@ -83,6 +96,10 @@ def _check_training(training: dict[str, Any]) -> None:
             raise ValueError(f"spec['training']['{key}'] must be a positive integer, got {training[key]!r}")
     if not 0.0 <= training["ema_decay"] < 1.0:
         raise ValueError(f"spec['training']['ema_decay'] must lie in [0, 1), got {training['ema_decay']!r}")
+    optimizer = training.get("optimizer", "adam")
+    if optimizer not in GRADIENT_OPTIMIZERS + SOLVER_OPTIMIZERS:
+        allowed = ", ".join(GRADIENT_OPTIMIZERS + SOLVER_OPTIMIZERS)
+        raise ValueError(f"spec['training']['optimizer'] = {optimizer!r}; allowed: {allowed}")
 
 
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
@@ -101,9 +118,52 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def _loss_csv(rows: list[list[float]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["step", "loss", "wall_s"])
-    writer.writerows([int(s), repr(float(l)), repr(float(w))] for s, l, w in rows)
+    writer.writerow(["step", "loss", "wall_s", "val_loss"])
+    writer.writerows([int(r[0]), *(repr(float(v)) for v in r[1:])] for r in rows)
     return buf.getvalue()
+
+
+class _Setting(NamedTuple):
+    """What both training loops share."""
+
+    spec: dict[str, Any]
+    training: dict[str, Any]
+    out_dir: Path
+    ckpt_path: Path
+    device: str
+    x_train: torch.Tensor  # (N, D) on device
+    schedule: Any
+    method: Any
+    model: nn.Module
+    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x_t, t, target) of the validation triplets
+
+
+@torch.no_grad()
+def _val_loss(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> float:
+    x_t, t, target = val
+    was_training = model.training
+    model.eval()
+    loss = float(((target - model(x_t, t)) ** 2).mean())
+    model.train(was_training)
+    return loss
+
+
+def _validation_triplets(st_method: Any, x_train: torch.Tensor, schedule: Any, dataset: str, n_val: int):
+    """n_val triplets of the method on the training data, drawn once per dataset (independent of the run's seed)."""
+    gen = torch.Generator(device=x_train.device).manual_seed(int(spec_hash(["validation", dataset], 15), 16))
+    idx = torch.randint(0, x_train.shape[0], (n_val,), generator=gen, device=x_train.device)
+    return st_method.triplets(x_train[idx], schedule, gen)
+
+
+def _load_checkpoint(st: _Setting) -> dict[str, Any] | None:
+    if not st.ckpt_path.exists():
+        return None
+    ckpt = torch.load(st.ckpt_path, map_location="cpu", weights_only=True)
+    if ckpt.get("spec") != canonical(st.spec):
+        raise ValueError(
+            f"{st.ckpt_path} belongs to a different spec; delete it (or the run directory {st.out_dir}) to retrain"
+        )
+    return ckpt
 
 
 def train(
@@ -111,12 +171,12 @@ def train(
 ) -> dict[str, Any]:
     """Train ``spec["arch"]`` on ``data_dir/train.npy`` with ``spec["method"]``; write the run into ``out_dir``.
 
-    Adam on the method's loss, gradient-norm clipping, an EMA θ_ema ← d θ_ema + (1 − d) θ after every step. Every
-    ``checkpoint_every`` steps ``out_dir/checkpoints/ckpt.pt`` is replaced atomically; a run finding a checkpoint of
-    the same spec resumes from it, one of another spec is an error.  Outputs, ``model.pt`` last: ``loss.csv``
-    (step, loss averaged over the last ``log_every`` steps, wall_s), ``train.json``, ``spec.json``, ``model.pt``.
-    ``grad_clip`` 0 or None turns clipping off.  wall_s sums the training time of every process of the run, up to
-    its last checkpoint for interrupted ones (the steps redone after a resume are counted once).
+    Every ``checkpoint_every`` steps ``out_dir/checkpoints/ckpt.pt`` is replaced atomically; a run finding a
+    checkpoint of the same spec resumes from it, one of another spec is an error.  Outputs, ``model.pt`` last:
+    ``loss.csv`` (step, loss, wall_s, val_loss), ``train.json``, ``spec.json``, ``model.pt`` (the weights that
+    sample: the EMA for gradient optimisers, the last iterate for ALS/RGD).  wall_s sums the training time of every
+    process of the run, up to its last checkpoint for interrupted ones (the steps redone after a resume are counted
+    once); it excludes the validation loss.
 
     Args:
         spec: {"dataset", "model", "arch", "model_cfg", "seed", "method", "schedule", "training", "device",
@@ -129,7 +189,6 @@ def train(
     training = spec["training"]
     _check_training(training)
     out_dir, data_dir = Path(out_dir), Path(data_dir)
-    ckpt_path = out_dir / "checkpoints" / "ckpt.pt"
     device = resolve_device(spec.get("device", "auto"))
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
@@ -143,23 +202,64 @@ def train(
     x_train = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)  # (N, D)
 
     schedule = make_schedule(spec["schedule"])
-    method = METHODS.get(spec["method"])()
-    model = build_model(spec, dim, image_shape).to(device)
+    method = METHODS.get(spec["method"]).from_data(meta)
+    model = build_model(spec, dim, image_shape)
+    if hasattr(model, "fit_domain"):  # models with a fixed input domain (tensor trains) take it from the data
+        alpha, sigma = schedule.alpha_sigma(torch.arange(schedule.T))
+        model.fit_domain(x_train.cpu(), alpha, sigma)
+    model = model.to(device)
+    val = _validation_triplets(method, x_train, schedule, spec["dataset"], int(training.get("n_val", 2048)))
+    st = _Setting(spec, training, out_dir, out_dir / "checkpoints" / "ckpt.pt", device, x_train, schedule, method,
+                  model, val)
+    optimizer = training.get("optimizer", "adam")
+    loop = _solver_loop if optimizer in SOLVER_OPTIMIZERS else _gradient_loop
+    result = loop(st, stop_after)
+    if result is None:
+        return {"steps_done": min(stop_after or 0, training["steps"]), "complete": False}
+    final_model, log, resumed_from = result
+
+    _, final_loss, wall_s, val_loss = log[-1]  # the last step is always logged
+    steps = training["steps"]
+    record = {
+        "steps": steps,
+        "optimizer": optimizer,
+        "wall_s": wall_s,
+        "steps_per_s": steps / wall_s,
+        "n_params": count_parameters(model),
+        "final_loss": final_loss,
+        "val_loss": val_loss,
+        "resumed_from_step": resumed_from,
+        "device": device_info(device),
+    }
+    text = _loss_csv(log)
+    atomic_write(out_dir / "loss.csv", lambda p: p.write_text(text))
+    save_json(out_dir / "train.json", record)
+    save_json(out_dir / "spec.json", spec)
+    blob = {
+        "ema": {k: v.detach().cpu() for k, v in final_model.state_dict().items()},
+        "spec": canonical(spec),
+        "dim": dim,
+        "image_shape": list(image_shape) if image_shape is not None else None,
+    }
+    _save_checkpoint(out_dir / "model.pt", blob)
+    return record
+
+
+def _gradient_loop(st: _Setting, stop_after: int | None):
+    """Adam (or SGD) on the method's loss with clipping and an EMA; returns (ema, log, resumed_from) or None."""
+    training, model = st.training, st.model
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(training["lr"]))
-    generator = torch.Generator(device=device).manual_seed(int(spec_hash(["batches", spec["seed"]], 15), 16))
+    opt_class = torch.optim.SGD if training.get("optimizer") == "sgd" else torch.optim.Adam
+    optimizer = opt_class(model.parameters(), lr=float(training["lr"]))
+    generator = torch.Generator(device=st.device).manual_seed(int(spec_hash(["batches", st.spec["seed"]], 15), 16))
 
     steps = training["steps"]
     end = steps if stop_after is None else min(stop_after, steps)
     step, wall_prev, resumed_from = 0, 0.0, 0  # resumed_from 0: a fresh start
     losses = torch.zeros(steps, dtype=torch.float64)  # per-step loss, kept for loss.csv's window means
-    log: list[list[float]] = []  # rows [step, window-mean loss, wall_s]
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt.get("spec") != canonical(spec):
-            raise ValueError(
-                f"{ckpt_path} belongs to a different spec; delete it (or the run directory {out_dir}) to retrain"
-            )
+    log: list[list[float]] = []  # rows [step, window-mean loss, wall_s, val_loss]
+    ckpt = _load_checkpoint(st)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -170,13 +270,13 @@ def train(
 
     model.train()
     start = time.perf_counter()
-    bar = tqdm(total=steps, initial=step, desc=str(out_dir), disable=not sys.stderr.isatty(), leave=False)
+    bar = tqdm(total=steps, initial=step, desc=str(st.out_dir), disable=not sys.stderr.isatty(), leave=False)
     while step < end:
-        idx = torch.randint(0, x_train.shape[0], (training["batch_size"],), generator=generator, device=device)
-        loss = method.loss(model, x_train[idx], schedule, generator)
+        idx = torch.randint(0, st.x_train.shape[0], (training["batch_size"],), generator=generator, device=st.device)
+        loss = st.method.loss(model, st.x_train[idx], st.schedule, generator)
         value = loss.item()
         if not np.isfinite(value):
-            raise FloatingPointError(f"training loss is {value} at step {step + 1} of {out_dir}; lower the lr?")
+            raise FloatingPointError(f"training loss is {value} at step {step + 1} of {st.out_dir}; lower the lr?")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if training["grad_clip"]:
@@ -189,12 +289,14 @@ def train(
         bar.update(1)
         if step % training["log_every"] == 0 or step == steps:
             window = losses[max(0, step - training["log_every"]) : step]
-            log.append([step, float(window.mean()), wall])
+            tick = time.perf_counter()
+            log.append([step, float(window.mean()), wall, _val_loss(ema, st.val)])
+            start += time.perf_counter() - tick  # validation time is not training time
             bar.set_postfix(loss=f"{log[-1][1]:.4f}")
         if step % training["checkpoint_every"] == 0 or step == end:
             state = {
                 "format": CKPT_FORMAT,
-                "spec": canonical(spec),
+                "spec": canonical(st.spec),
                 "step": step,
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
@@ -204,30 +306,83 @@ def train(
                 "log": log,
                 "wall_s": wall,
             }
-            _save_checkpoint(ckpt_path, state)
+            _save_checkpoint(st.ckpt_path, state)
     bar.close()
     if step < steps:
-        return {"steps_done": step, "complete": False}
+        return None
+    return ema, log, resumed_from
 
-    _, final_loss, wall_s = log[-1]  # the last step is always logged
-    record = {
-        "steps": steps,
-        "wall_s": wall_s,
-        "steps_per_s": steps / wall_s,
-        "n_params": count_parameters(model),
-        "final_loss": final_loss,
-        "resumed_from_step": resumed_from,
-        "device": device_info(device),
-    }
-    text = _loss_csv(log)
-    atomic_write(out_dir / "loss.csv", lambda p: p.write_text(text))
-    save_json(out_dir / "train.json", record)
-    save_json(out_dir / "spec.json", spec)
-    blob = {
-        "ema": {k: v.detach().cpu() for k, v in ema.state_dict().items()},
-        "spec": canonical(spec),
-        "dim": dim,
-        "image_shape": list(image_shape) if image_shape is not None else None,
-    }
-    _save_checkpoint(out_dir / "model.pt", blob)
-    return record
+
+def _solver_loop(st: _Setting, stop_after: int | None):
+    """ALS sweeps or Riemannian GD iterations of a TT model; returns (model, log, resumed_from) or None."""
+    from ttdm.tt import als, riemannian
+
+    training, model = st.training, st.model
+    opts = {**SOLVER_DEFAULTS, **{k: training[k] for k in SOLVER_DEFAULTS if k in training}}
+    optimizer = training["optimizer"]
+    if not hasattr(model, "regression"):
+        raise ValueError(
+            f"optimizer {optimizer!r} fits tensor-train models only (arch 'tt'); {st.spec['arch']!r} trains with adam"
+        )
+    engine = opts["engine"]
+    if engine == "auto":
+        engine = "teneva" if (model.cfg.layout == "per_output" and st.device == "cpu") else "torch"
+    if engine == "teneva" and model.cfg.layout != "per_output":
+        raise ValueError("ALS engine 'teneva' fits one TT per output (layout per_output); use engine 'torch'")
+
+    # the fixed fitting sample, drawn from the run's seed (a resumed run draws the same one)
+    gen = torch.Generator(device=st.device).manual_seed(int(spec_hash(["fit", st.spec["seed"]], 15), 16))
+    idx = torch.randint(0, st.x_train.shape[0], (int(opts["n_fit"]),), generator=gen, device=st.device)
+    x_t, t, target = st.method.triplets(st.x_train[idx], st.schedule, gen)
+    feats, y = model.regression(x_t, t, target)
+    points = torch.cat([model.scaled(x_t).clamp(-1, 1), (2 * t[:, None] - 1).to(model.lo.dtype)], dim=1)
+    bases = [lambda v: model.basis(v, model.n_x)] * model.dim + [lambda v: model.time_basis(v, model.n_t)]
+
+    steps = training["steps"]
+    end = steps if stop_after is None else min(stop_after, steps)
+    step, wall_prev, resumed_from, alpha = 0, 0.0, 0, float(opts["step_size"])
+    log: list[list[float]] = []
+    ckpt = _load_checkpoint(st)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        gen.set_state(ckpt["generator"])
+        step = resumed_from = int(ckpt["step"])
+        wall_prev, log, alpha = float(ckpt["wall_s"]), ckpt["log"], float(ckpt["alpha"])
+    cores = [c.detach() for c in model.cores]
+
+    start = time.perf_counter()
+    bar = tqdm(total=steps, initial=step, desc=str(st.out_dir), disable=not sys.stderr.isatty(), leave=False)
+    while step < end:
+        if optimizer == "als" and engine == "teneva":
+            cores = als.sweep_teneva(cores, points, bases, y, float(opts["lam"]))
+        elif optimizer == "als":
+            cores = als.sweep(cores, feats, y, float(opts["lam"]))
+        else:
+            rows_feats, rows_y = feats, y
+            if opts["fit_batch"]:  # stochastic RGD: a fresh mini-batch of rows of the fitting sample
+                rows = torch.randint(0, y.shape[1], (int(opts["fit_batch"]),), generator=gen, device=st.device)
+                rows_feats, rows_y = [f[rows] for f in feats], y[:, rows]
+            trial = min(2 * alpha, float(opts["step_size"])) if opts["line_search"] else alpha
+            cores, alpha, _ = riemannian.descent(
+                cores, rows_feats, rows_y, model.ranks, trial, line_search=bool(opts["line_search"])
+            )
+        fit_loss = float(riemannian.mse(cores, feats, y))
+        if not np.isfinite(fit_loss):
+            raise FloatingPointError(f"training loss is {fit_loss} at step {step + 1} of {st.out_dir}; lower step_size?")
+        model.set_cores(cores)
+        step += 1
+        wall = wall_prev + time.perf_counter() - start
+        bar.update(1)
+        if step % training["log_every"] == 0 or step == steps:
+            tick = time.perf_counter()
+            log.append([step, fit_loss, wall, _val_loss(model, st.val)])
+            start += time.perf_counter() - tick
+            bar.set_postfix(loss=f"{fit_loss:.4f}")
+        if step % training["checkpoint_every"] == 0 or step == end:
+            state = {"format": CKPT_FORMAT, "spec": canonical(st.spec), "step": step, "model": model.state_dict(),
+                     "generator": gen.get_state(), "log": log, "wall_s": wall, "alpha": alpha}
+            _save_checkpoint(st.ckpt_path, state)
+    bar.close()
+    if step < steps:
+        return None
+    return model, log, resumed_from

@@ -1,0 +1,186 @@
+"""A functional tensor-train noise predictor ε_θ(x, t) (seed 000: Tensor-Train Diffusion Models).
+
+For data in R^D every output ε_j is a functional TT over D + 1 variables, time being the last:
+
+    f_j(x, t) = G_1[φ(z_1)] G_2[φ(z_2)] ⋯ G_D[φ(z_D)] G_{D+1}[ψ(2t − 1)],   z = clamp(A x + b, −1, 1),
+
+plus, by default, the prior term σ_t x_t: ε_θ = σ_t x_t + f(x_t, t).  σ_t x_t is the exact noise predictor of
+N(0, I) data (standardised data has unit variance), so the TT represents the deviation from a Gaussian, and a
+sample that leaves the basis domain (where f is constant) is pulled back as for a Gaussian instead of drifting
+away under the sampler's 1/√α_t expansion.  Here G_k[v] = Σ_i v_i G_k[:, i, :] ∈ R^{r_{k−1} × r_k}, φ is a
+univariate basis of ``degree`` functions and ψ one of ``time_degree`` functions on the time interval [0, 1] mapped to [−1, 1].  The affine map z = A x + b is fixed from
+the training data's range and the noise schedule by :meth:`TTNoise.fit_domain`: every coordinate of x_t =
+α_i x_0 + σ_i ε with |ε| ≤ ``margin`` lands in [−1, 1].  Points outside are clamped to the boundary (never
+zeroed, unlike ``teneva.func_get``).
+
+Two output layouts:
+- ``per_output`` (the seed's): D independent TTs, one per output, cores (D, r_{k−1}, n_k, r_k);
+  D (D + 1) n r² parameters at rank r.
+- ``shared``: one TT whose first core carries the output index j ∈ {1..D}: f_j = E[j] G_1[φ(z_1)] ⋯,
+  E: (D, r); D r + (D + 1) n r² parameters.
+
+Ranks are capped at the TT bound min(r, Π_{i≤k} n_i, Π_{i>k} n_i).  Cores are stored as the batched TT of
+``ttdm.tt.algebra`` (P = D tensors for per_output, P = 1 with a leading output-index mode for shared), so the ALS
+and Riemannian optimisers of ``ttdm.tt`` work on both layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ttdm.models import MODELS
+from ttdm.models.embeddings import broadcast_time, make_config
+from ttdm.tt import algebra
+from ttdm.tt.bases import get_basis, min_size
+
+LAYOUTS = ("per_output", "shared")
+PRIORS = ("gaussian", "none")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class TTConfig:
+    rank: int = 4  # the TT rank r of every interior bond (capped at the TT bound)
+    degree: int = 8  # basis functions per data coordinate (n)
+    basis: str = "legendre"  # legendre | chebyshev | bspline
+    time_degree: int | None = None  # basis functions of the time core (None: same as degree)
+    time_basis: str = ""  # basis of the time core ("": same as basis)
+    layout: str = "per_output"  # per_output | shared
+    margin: float = 4.0  # noise quantile covered by the input domain: |ε| ≤ margin maps inside [−1, 1]
+    dtype: str = "float32"  # float32 | float64 (parameters and contractions)
+    init_scale: float = 0.1  # scale of the random initial TT's values
+    prior: str = "gaussian"  # gaussian: ε_θ = σ_t x + TT (the TT fits the residual) | none: ε_θ = TT
+
+
+class TTNoise(nn.Module):
+    """ε_θ(x, t) as functional tensor trains; see the module docstring.  x: (B, D), t: (B,) -> (B, D)."""
+
+    def __init__(self, dim: int, cfg: TTConfig) -> None:
+        super().__init__()
+        for name, value, allowed in (
+            ("layout", cfg.layout, LAYOUTS), ("dtype", cfg.dtype, tuple(DTYPES)), ("prior", cfg.prior, PRIORS)
+        ):
+            if value not in allowed:
+                raise ValueError(f"model 'tt': {name}={value!r} is not one of {', '.join(allowed)}")
+        self.dim, self.cfg = dim, cfg
+        self.basis = get_basis(cfg.basis)
+        self.time_basis = get_basis(cfg.time_basis or cfg.basis)
+        self.n_x = cfg.degree
+        self.n_t = cfg.time_degree or cfg.degree
+        for name, n, basis in (("degree", self.n_x, cfg.basis), ("time_degree", self.n_t, cfg.time_basis or cfg.basis)):
+            if n < min_size(basis):
+                raise ValueError(f"model 'tt': {name}={n} is below the minimum {min_size(basis)} of basis {basis!r}")
+        dtype = DTYPES[cfg.dtype]
+        sizes = [self.n_x] * dim + [self.n_t]
+        n_tt = dim
+        if cfg.layout == "shared":
+            sizes, n_tt = [dim, *sizes], 1
+        self.sizes = sizes
+        self.ranks = algebra.capped_ranks(sizes, cfg.rank)
+        cores = algebra.random_cores(n_tt, sizes, self.ranks, dtype=dtype)  # torch's global RNG (seeded by caller)
+        cores[0] = cores[0] * cfg.init_scale
+        self.cores = nn.ParameterList([nn.Parameter(c) for c in cores])
+        self.register_buffer("lo", -torch.ones(dim, dtype=dtype))
+        self.register_buffer("hi", torch.ones(dim, dtype=dtype))
+        self.register_buffer("sigmas", torch.ones(1, dtype=dtype))  # σ_i of the schedule, i = 0..T−1
+
+    # ------------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fit_domain(self, x0: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> None:
+        """Fix the input map from the data range and the schedule: [lo_j, hi_j] ⊇ α_i x_0j + σ_i [−c, c] ∀ i.
+
+        x0: (N, D) training data; alpha, sigma: (T,) the schedule's α_i, σ_i; c = ``margin``.
+        """
+        x0 = x0.to(torch.float64)
+        a, s = alpha.to(torch.float64)[:, None], sigma.to(torch.float64)[:, None]  # (T, 1)
+        mins, maxs = x0.min(0).values[None], x0.max(0).values[None]  # (1, D)
+        lo = torch.minimum(a * mins, a * maxs) - self.cfg.margin * s  # (T, D)
+        hi = torch.maximum(a * mins, a * maxs) + self.cfg.margin * s
+        self.lo.copy_(lo.min(0).values)
+        self.hi.copy_(hi.max(0).values)
+        self.sigmas = sigma.to(self.lo.dtype).clone()
+
+    def prior_eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """σ(t) x, the exact ε* of N(0, I) data, with σ(t) interpolated linearly between the grid times
+        t_i = (i + 1)/T (exact on the grid); zero when ``prior`` is none.  x: (B, D), t: (B,) -> (B, D)."""
+        x = x.to(self.lo.dtype)
+        if self.cfg.prior == "none":
+            return torch.zeros_like(x)
+        n = self.sigmas.shape[0]
+        pos = (broadcast_time(x, t).to(x.dtype) * n - 1).clamp(0, n - 1)  # fractional grid index
+        i0 = pos.floor().long().clamp(max=n - 2) if n > 1 else pos.long() * 0
+        frac = pos - i0 if n > 1 else torch.zeros_like(pos)
+        sigma = self.sigmas[i0] + frac * (self.sigmas[(i0 + 1).clamp(max=n - 1)] - self.sigmas[i0])
+        return sigma[:, None] * x
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # the σ table's length is the schedule's T, known only once fitted: take the stored one's shape
+        key = prefix + "sigmas"
+        if key in state_dict:
+            self.sigmas = torch.empty_like(state_dict[key], dtype=self.lo.dtype)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def scaled(self, x: torch.Tensor) -> torch.Tensor:
+        """z = 2 (x − lo)/(hi − lo) − 1, unclamped: (B, D)."""
+        return 2 * (x.to(self.lo.dtype) - self.lo) / (self.hi - self.lo) - 1
+
+    def features(self, x: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
+        """Basis values of the clamped inputs: D tensors (B, n) and the time features (B, n_t)."""
+        z = self.scaled(x).clamp(-1.0, 1.0)
+        tz = (2 * broadcast_time(x, t).to(z.dtype) - 1).clamp(-1.0, 1.0)
+        return [self.basis(z[:, j], self.n_x) for j in range(self.dim)] + [self.time_basis(tz, self.n_t)]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        feats = self.features(x, t)
+        cores = list(self.cores)
+        if self.cfg.layout == "per_output":
+            out = algebra.values(cores, feats).T  # (B, D)
+        else:
+            right = algebra.right_interfaces(cores, [feats[0][:, :1], *feats])[0]  # (1, B, r_0)
+            out = right[0] @ cores[0][0, 0].T  # (B, r_0) x (r_0, D)
+        return (self.prior_eps(x, t) + out).to(x.dtype)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The regression view used by the ALS and Riemannian optimisers: targets (P, M) and features of M rows.
+
+    def regression(self, x: torch.Tensor, t: torch.Tensor, target: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(features per mode (M, n_k), targets (P, M)) such that ``algebra.values(cores, feats)`` ≈ targets.
+
+        The targets are ``target`` minus the prior term σ(t) x, i.e. what the TT itself must represent.
+        per_output: M = B rows, P = D targets (ε_j of every point).  shared: M = B·D rows (point b, output j) with
+        a one-hot feature for the output-index mode.
+        """
+        feats = self.features(x, t)
+        target = target.to(self.lo.dtype) - self.prior_eps(x, t)  # the TT fits the residual
+        if self.cfg.layout == "per_output":
+            return feats, target.T.contiguous()
+        b = x.shape[0]
+        onehot = torch.eye(self.dim, dtype=target.dtype, device=target.device).repeat(b, 1)  # (B·D, D)
+        return [onehot, *(f.repeat_interleave(self.dim, 0) for f in feats)], target.reshape(1, -1)
+
+    def set_cores(self, cores: list[torch.Tensor]) -> None:
+        """Replace the cores' values (shapes must match)."""
+        with torch.no_grad():
+            for p, c in zip(self.cores, cores):
+                p.copy_(c)
+
+    def to_teneva(self) -> list[list]:
+        """One teneva TT-tensor of coefficients per output (the output-index core merged into the first core).
+
+        teneva's ``func_get`` evaluates them on the *scaled* inputs [z_1, …, z_D, 2t − 1] ∈ [−1, 1]^{D+1} when the
+        basis is ``chebyshev`` (its only built-in basis).
+        """
+        cores = [c.detach() for c in self.cores]
+        if self.cfg.layout == "shared":
+            first = torch.einsum("jr,rns->jns", cores[0][0, 0], cores[1][0])  # (D, n, r_1)
+            cores = [first[:, None], *(c.expand(self.dim, -1, -1, -1) for c in cores[2:])]
+        return algebra.to_teneva(cores)
+
+
+@MODELS.register("tt")
+def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams) -> TTNoise:
+    """A :class:`TTNoise` for D = ``dim`` (``image_shape`` is ignored: images are vectors to a TT)."""
+    return TTNoise(dim, make_config(TTConfig, "tt", hparams))
