@@ -31,14 +31,24 @@ def tiny_config_dict() -> dict:
             "8gaussians": {"kind": "8gaussians", "n_train": 500, "n_test": 200},
             "digits": {"kind": "digits", "n_train": 300, "n_test": 200, "n_eval": 200},
         },
-        models={"mlp": {"arch": "mlp", "hidden": 32, "depth": 2}, "unet": {"arch": "unet", "channels": 8}},
+        models={"mlp": {"arch": "mlp", "hidden": 32, "depth": 2}, "unet": {"arch": "unet", "channels": 8},
+                "tt": {"arch": "tt", "rank": 2, "degree": 4, "dtype": "float64"}},
+        optimizers={"als": {"optimizer": "als", "steps": 2, "n_fit": 500, "log_every": 1, "checkpoint_every": 1},
+                    "rgd": {"optimizer": "rgd", "steps": 4, "n_fit": 500, "log_every": 1, "checkpoint_every": 2}},
         grid=[{"datasets": ["8gaussians"], "models": ["mlp"]}, {"datasets": ["digits"], "models": ["unet"],
-                                                              "training": {"steps": 40}}],
+                                                              "training": {"steps": 40}},
+              {"datasets": ["8gaussians"], "models": ["tt"], "optimizers": ["als", "rgd"]},
+              {"datasets": ["8gaussians"], "models": ["tt"], "sweep": {"rank": [2, 3]}, "optimizers": ["als"],
+               "seeds": [0]},
+              {"datasets": ["8gaussians"], "models": ["tt"], "optimizers": ["als"],
+               "training": {"method": "eps_star"}, "tag": "iso", "seeds": [0]}],
+        landscape={"dataset": "8gaussians", "models": ["mlp", "tt-als"], "seed": 0, "n": 5, "points": 256},
         training={"steps": 200, "batch_size": 64, "lr": 0.002, "checkpoint_every": 50, "log_every": 20},
         sampling={"n_samples": 200, "samplers": {"ddpm": {"kind": "ddpm", "steps": [200]},
                                                  "ddim": {"kind": "ddim", "steps": [5, 20]}}, "main": "ddpm_200"},
         bench={"repeats": 1, "train_steps": 5, "n_samples": 50},
     )
+    config["paper"] = {**config["paper"], "main_models": ["mlp", "unet", "tt-als"]}
     return config
 
 

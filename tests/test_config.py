@@ -125,7 +125,7 @@ def test_load_config_errors_name_the_file(tmp_path):
 def test_grid_and_specs(tiny_config):
     config = validate_config(tiny_config)
     runs = list(cfg.runs(config))
-    assert runs == [("8gaussians", "mlp", 0), ("8gaussians", "mlp", 1), ("digits", "unet", 0), ("digits", "unet", 1)]
+    assert runs[:4] == [("8gaussians", "mlp", 0), ("8gaussians", "mlp", 1), ("digits", "unet", 0), ("digits", "unet", 1)]
     spec = cfg.run_spec(config, "digits", "unet", 1)
     assert spec["training"]["steps"] == 40  # the grid block's override
     assert spec["arch"] == "unet" and spec["model_cfg"] == {"channels": 8} and spec["method"] == "ddpm"
@@ -134,7 +134,10 @@ def test_grid_and_specs(tiny_config):
     assert cfg.sample_spec(config, "8gaussians", 0)["n_samples"] == 200
     assert cfg.sampling_keys(config) == ["ddpm_200", "ddim_5", "ddim_20"]
     assert cfg.main_setting(config) == "ddpm_200"
-    assert set(cfg.bench_spec(config)["models"]) == {"mlp", "unet"}
+    assert set(cfg.bench_spec(config)["models"]) == {"mlp", "unet", "tt-als"}  # paper.main_models
+    complexity = cfg.complexity_spec(config)["models"]
+    assert complexity["tt-rgd"]["optimizer"] == "rgd" and complexity["tt-rgd"]["n_fit"] == 500
+    assert set(complexity) == {m for _, m, _ in cfg.runs(config)}
 
 
 def test_dataset_options_are_checked(quick_config):
@@ -147,3 +150,35 @@ def test_missing_user_file(quick_config, tmp_path):
     quick_config["datasets"]["mine"] = {"kind": "file", "path": str(tmp_path / "mine.csv")}
     message = error_of(quick_config)
     assert "datasets.mine.path" in message and "mine.csv" in message
+
+
+def test_grid_expansion_optimizers_sweep_tag(tiny_config):
+    config = validate_config(tiny_config)
+    tt_runs = [r for r in cfg.runs(config) if r[1].startswith("tt")]
+    # optimizers x seeds, the sweep's new rank only (rank 2 is the base model: the same run), the tagged block
+    assert tt_runs == [("8gaussians", "tt-als", 0), ("8gaussians", "tt-als", 1), ("8gaussians", "tt-rgd", 0),
+                       ("8gaussians", "tt-rgd", 1), ("8gaussians", "tt-rank3-als", 0), ("8gaussians", "tt-als-iso", 0)]
+    assert config["models"]["tt-rank3-als"] == {"arch": "tt", "rank": 3, "degree": 4, "dtype": "float64"}
+    spec = cfg.run_spec(config, "8gaussians", "tt-rgd", 1)
+    assert spec["training"]["optimizer"] == "rgd" and spec["training"]["steps"] == 4  # the optimizer's keys win
+    assert spec["variant"] == {"base": "tt", "optimizer": "rgd", "sweep": {}, "tag": None}
+    iso = cfg.run_spec(config, "8gaussians", "tt-als-iso", 0)
+    assert iso["method"] == "eps_star" and iso["variant"]["tag"] == "iso"
+    assert cfg.run_spec(config, "8gaussians", "tt-rank3-als", 0)["variant"]["sweep"] == {"rank": 3}
+    assert cfg.tt_plan(config) == {"any": True, "convergence": ["8gaussians"], "rank": True, "isolation": True}
+    assert cfg.main_models(config) == ["mlp", "unet", "tt-als"]
+
+
+def test_grid_expansion_errors_name_the_key(tiny_config):
+    tiny_config["grid"].append({"datasets": ["8gaussians"], "models": ["tt"], "optimizers": ["lbfgs"]})
+    tiny_config["paper"]["main_models"] = ["nope"]
+    tiny_config["landscape"]["models"] = ["tt-rgd-x"]
+    with pytest.raises(ConfigError) as err:
+        validate_config(tiny_config)
+    text = str(err.value)
+    assert "grid.5.optimizers: 'lbfgs' is not defined under optimizers; defined: als, rgd" in text
+    tiny_config["grid"].pop()
+    with pytest.raises(ConfigError) as err:
+        validate_config(tiny_config)
+    assert "paper.main_models: 'nope' is not a model" in str(err.value)
+    assert "landscape.models: 'tt-rgd-x' is not trained on '8gaussians'" in str(err.value)

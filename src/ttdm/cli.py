@@ -65,7 +65,20 @@ def cmd_floor(args: argparse.Namespace) -> None:
 def cmd_tables(args: argparse.Namespace) -> None:
     from ttdm.report.tables import write_tables
 
-    write_tables(args.metrics, args.floors, args.runs, args.bench, args.out, main=args.main)
+    write_tables(args.metrics, args.floors, args.runs, args.bench, args.out, main=args.main, models=args.models)
+
+
+def cmd_tt_tables(args: argparse.Namespace) -> None:
+    from ttdm.report.tables import split_setting
+    from ttdm.report.tt import write_tt_tables
+
+    write_tt_tables(args.runs, args.metrics, args.floors, split_setting(args.main), args.out, data_root=args.data)
+
+
+def cmd_tt_figures(args: argparse.Namespace) -> None:
+    from ttdm.report.tt_figures import write_tt_figures
+
+    write_tt_figures(args.runs_table, args.out)
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
@@ -80,12 +93,32 @@ def cmd_bench(args: argparse.Namespace) -> None:
     run_benchmarks(args.spec, args.out, data_root=args.data)
 
 
+def cmd_complexity(args: argparse.Namespace) -> None:
+    from ttdm.bench import complexity
+
+    complexity(args.spec, args.data, args.out)
+
+
 def cmd_paper(args: argparse.Namespace) -> None:
     from ttdm.report.paper import compile_paper, render_paper
 
     render_paper(args.results, args.templates, args.spec, args.out)
     if not args.no_compile:
         print(compile_paper(args.out))
+
+
+def cmd_landscape(args: argparse.Namespace) -> None:
+    from ttdm.landscape import write_landscape
+
+    df = write_landscape(args.run, args.data, args.out, n=args.n, span=args.span, n_points=args.points,
+                         seed=args.seed, device=args.device)
+    print(f"{args.out}: {len(df)} grid points, loss at the trained weights {df.attrs['loss_at_minimum']:.6g}")
+
+
+def cmd_landscape_figure(args: argparse.Namespace) -> None:
+    from ttdm.report.landscape import plot_landscapes
+
+    plot_landscapes(args.csv, args.labels, args.out.with_suffix(".pdf"), args.out.with_suffix(".png"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=Path, nargs="+", required=True)
     p.add_argument("--bench", type=Path, default=None)
     p.add_argument("--main", default=None, help="setting of the main table, SAMPLER_STEPS")
+    p.add_argument("--models", nargs="+", default=None, help="models of the main and training tables (default all)")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("tt-tables", cmd_tt_tables, "tables of the tensor-train experiments (comparison, grid, isolation, convergence)")
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="every run directory")
+    p.add_argument("--metrics", type=Path, required=True, help="results/tables/metrics.csv")
+    p.add_argument("--floors", type=Path, nargs="+", required=True)
+    p.add_argument("--main", required=True, help="sampling setting of the SWD column, SAMPLER_STEPS")
+    p.add_argument("--data", type=Path, default=Path("results/data"))
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("tt-figures", cmd_tt_figures, "figures of the tensor-train experiments (PDF and PNG)")
+    p.add_argument("--runs-table", type=Path, required=True, help="results/tables/tt_runs.csv")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("figures", cmd_figures, "draw the figures (PDF and PNG) from the results")
@@ -145,12 +191,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=Path("results/data"), help="folder of the datasets' folders")
     p.add_argument("--out", type=Path, required=True)
 
+    p = add("complexity", cmd_complexity, "parameters, FLOPs per forward and training step, peak training memory")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--data", type=Path, default=Path("results/data"), help="folder of the datasets' folders")
+    p.add_argument("--out", type=Path, required=True, help="folder of complexity.csv")
+
     p = add("paper", cmd_paper, "render the LaTeX paper from the results and compile it")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON")
     p.add_argument("--results", type=Path, required=True)
     p.add_argument("--templates", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--no-compile", action="store_true")
+
+    p = add("landscape", cmd_landscape, "loss surface of a trained run along two filter-normalised random directions")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="CSV (alpha, beta, loss); a .json record is written beside")
+    p.add_argument("--n", type=int, default=21, help="grid points per axis")
+    p.add_argument("--span", type=float, default=1.0, help="alpha, beta in [-span, span]")
+    p.add_argument("--points", type=int, default=4096, help="fixed evaluation triplets")
+    p.add_argument("--seed", type=int, default=0, help="seed of the directions and the triplets")
+    p.add_argument("--device", default="cpu")
+
+    p = add("landscape-figure", cmd_landscape_figure, "contour plots of loss-landscape CSVs (PDF and PNG)")
+    p.add_argument("--csv", type=Path, nargs="+", required=True)
+    p.add_argument("--labels", nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True, help="the .pdf; the .png gets the same stem")
     return parser
 
 

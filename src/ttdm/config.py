@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,9 +103,72 @@ def validate_config(
         errors.append(f"{where}: {err.message}")
     if not errors:
         errors = _semantic_errors(config)
+    if not errors:
+        config, errors = expand_grid(config)
     if errors:
         raise ConfigError(f"{source} is not valid:\n  - " + "\n  - ".join(errors))
     return config
+
+
+def _name_part(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(value))
+
+
+def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Expand grid blocks with ``optimizers``, ``sweep`` or ``tag`` into plain blocks of generated models.
+
+    A block {models: [tt], sweep: {rank: [2, 4]}, optimizers: [als, rgd], tag: iso} yields the models
+    tt-rank2-als-iso, tt-rank2-rgd-iso, ... (a swept value equal to the base model's own adds no suffix, so the
+    same model trained in two blocks is one run), each in its own block whose training is the block's overridden
+    by the optimizer's.  Plain blocks pass through.  Returns (config, errors).
+    """
+    errors: list[str] = []
+    models = dict(config["models"])
+    grid = []
+    for b, block in enumerate(config["grid"]):
+        if not ({"optimizers", "sweep", "tag"} & set(block)):
+            grid.append(block)
+            continue
+        for opt in block.get("optimizers", []):
+            if opt not in config["optimizers"]:
+                known = ", ".join(sorted(config["optimizers"])) or "(none defined)"
+                errors.append(f"grid.{b}.optimizers: {opt!r} is not defined under optimizers; defined: {known}")
+        if errors:
+            continue
+        sweep = block.get("sweep", {})
+        combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())] or [{}]
+        for base in block["models"]:
+            base_cfg = config["models"][base]
+            for combo in combos:
+                changed = {k: v for k, v in combo.items() if base_cfg.get(k) != v}
+                name = base + "".join(f"-{_name_part(k)}{_name_part(v)}" for k, v in changed.items())
+                cfg = {**base_cfg, **combo}
+                for opt in block.get("optimizers", [None]):
+                    full = name + (f"-{opt}" if opt else "") + (f"-{block['tag']}" if block.get("tag") else "")
+                    if full in models and models[full] != cfg:
+                        errors.append(f"grid.{b}: generated model {full!r} clashes with a different model of that name")
+                        continue
+                    models[full] = cfg
+                    training = {**(block.get("training") or {}), **(config["optimizers"][opt] if opt else {})}
+                    variant = {"base": base, "optimizer": opt, "sweep": changed, "tag": block.get("tag")}
+                    plain = {"datasets": block["datasets"], "models": [full], "variant": variant}
+                    if training:
+                        plain["training"] = training
+                    if "seeds" in block:
+                        plain["seeds"] = block["seeds"]
+                    grid.append(plain)
+    land = config.get("landscape")
+    if land:
+        trained = {(d, m, s) for blk in grid for d in blk["datasets"] for m in blk["models"]
+                   for s in blk.get("seeds") or config["seeds"]}
+        for name in land["models"]:
+            if (land["dataset"], name, land.get("seed", 0)) not in trained:
+                errors.append(f"landscape.models: {name!r} is not trained on {land['dataset']!r} with seed "
+                              f"{land.get('seed', 0)} by the grid")
+    for name in config.get("paper", {}).get("main_models", []):
+        if name not in models:
+            errors.append(f"paper.main_models: {name!r} is not a model; defined: {', '.join(sorted(models))}")
+    return {**config, "models": models, "grid": grid}, errors
 
 
 def _accepts(component: Any, options: dict[str, Any], skip: int) -> list[str]:
@@ -176,7 +241,7 @@ def runs(config: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
     for block in config["grid"]:
         for dataset in block["datasets"]:
             for model in block["models"]:
-                for seed in config["seeds"]:
+                for seed in block.get("seeds") or config["seeds"]:
                     if (dataset, model, seed) not in seen:
                         seen.add((dataset, model, seed))
                         yield dataset, model, seed
@@ -200,14 +265,17 @@ def data_spec(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     return {"name": dataset, **entry, "n_floor": n_eval(config, dataset), "seed": config["data_seed"]}
 
 
-def training_for(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
-    """Training settings of a run: the global ones, overridden by the first grid block that holds the pair."""
-    training = dict(config["training"])
+def block_for(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
+    """The first grid block that trains ``model`` on ``dataset`` (it sets the run's training overrides)."""
     for block in config["grid"]:
         if dataset in block["datasets"] and model in block["models"]:
-            training.update(block.get("training") or {})
-            break
-    return training
+            return block
+    raise KeyError(f"no grid block trains model {model!r} on dataset {dataset!r}")
+
+
+def training_for(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
+    """Training settings of a run: the global ones, overridden by the first grid block that holds the pair."""
+    return {**config["training"], **(block_for(config, dataset, model).get("training") or {})}
 
 
 def run_spec(config: dict[str, Any], dataset: str, model: str, seed: int) -> dict[str, Any]:
@@ -226,7 +294,42 @@ def run_spec(config: dict[str, Any], dataset: str, model: str, seed: int) -> dic
         "training": training,
         "device": config["device"],
         "threads": config["threads"],
+        "variant": block_for(config, dataset, model).get("variant"),
     }
+
+
+def tt_plan(config: dict[str, Any]) -> dict[str, Any]:
+    """Which tensor-train outputs the config yields (they must match ``ttdm.report.tt_figures``).
+
+    convergence: datasets where the base TT model (no sweep, no tag) is trained on the DDPM loss by ≥ 2 optimizers;
+    rank: some swept TT model is trained on the DDPM loss; isolation: some run fits ε*; any: some TT run exists.
+    """
+    optimizers: dict[str, set] = {}
+    rank = isolation = any_tt = False
+    for dataset, model, _ in runs(config):
+        block = block_for(config, dataset, model)
+        if config["models"][model]["arch"] != "tt":
+            isolation |= training_for(config, dataset, model)["method"] == "eps_star"
+            continue
+        any_tt = True
+        variant = block.get("variant") or {}
+        method = training_for(config, dataset, model)["method"]
+        isolation |= method == "eps_star"
+        if method != "ddpm" or variant.get("tag"):
+            continue
+        if variant.get("sweep"):
+            rank = True
+        else:
+            optimizers.setdefault(dataset, set()).add(variant.get("optimizer") or model)
+    conv = [d for d in used_datasets(config) if len(optimizers.get(d, ())) >= 2]
+    return {"any": any_tt, "convergence": conv, "rank": rank, "isolation": isolation and any_tt}
+
+
+def main_models(config: dict[str, Any]) -> list[str]:
+    """Models of the main table and the per-dataset figures: paper.main_models, else every trained model."""
+    trained = list(dict.fromkeys(m for _, m, _ in runs(config)))
+    chosen = config.get("paper", {}).get("main_models")
+    return [m for m in trained if m in chosen] if chosen else trained
 
 
 def sample_spec(config: dict[str, Any], dataset: str, seed: int) -> dict[str, Any]:
@@ -262,14 +365,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> di
 
 
 def bench_spec(config: dict[str, Any]) -> dict[str, Any]:
-    """Spec of the benchmark job: each configured model on the first dataset it is trained on, every sampler setting.
+    """Spec of the benchmark job: each main model (:func:`main_models`) on the first dataset it is trained on, every
+    sampler setting.
 
     ``models`` maps a model name to ``{"arch", "model_cfg", "dataset"}``; the benchmark reads that dataset's
     meta.json (dimension, image shape) and train.npy.
     """
     models: dict[str, Any] = {}
+    chosen = set(main_models(config))
     for dataset, model, _ in runs(config):
-        if model not in models:
+        if model not in models and model in chosen:
             model_cfg = dict(config["models"][model])
             models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset}
     return {
@@ -283,3 +388,19 @@ def bench_spec(config: dict[str, Any]) -> dict[str, Any]:
         "threads": config["threads"],
         "seed": config["data_seed"],
     }
+
+
+def complexity_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """Spec of the complexity job (``ttdm.bench.complexity``): every trained model on the first dataset it is trained
+    on, with its optimizer and fitting-sample size, for FLOPs per forward and per step and peak training memory."""
+    models: dict[str, Any] = {}
+    for dataset, model, _ in runs(config):
+        if model in models:
+            continue
+        model_cfg = dict(config["models"][model])
+        training = training_for(config, dataset, model)
+        models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset,
+                         "optimizer": training["optimizer"], "n_fit": training.get("n_fit", 20000),
+                         "batch_size": training["batch_size"]}
+    return {"models": models, "batch_size": config["training"]["batch_size"], "device": config["device"],
+            "threads": config["threads"]}

@@ -155,6 +155,23 @@ def _validation_triplets(st_method: Any, x_train: torch.Tensor, schedule: Any, d
     return st_method.triplets(x_train[idx], schedule, gen)
 
 
+def _eps_star_of(meta, val, x_train, schedule, dataset, n_val):
+    """(x_t, t, ε*(x_t, t)) on the validation points when the data is a Gaussian mixture, else None."""
+    if not meta.get("mixture"):
+        return None
+    from ttdm.methods.eps_star import EpsStar
+
+    return _validation_triplets(EpsStar.from_data(meta), x_train, schedule, dataset, n_val)
+
+
+@torch.no_grad()
+def _eps_rel_error(model: nn.Module, triplets) -> float:
+    """‖ε_θ − ε*‖ / ‖ε*‖ over the validation points: the model's error against the exact noise predictor."""
+    x_t, t, target = triplets
+    model.eval()
+    return float(torch.linalg.norm(model(x_t, t) - target) / torch.linalg.norm(target))
+
+
 def _load_checkpoint(st: _Setting) -> dict[str, Any] | None:
     if not st.ckpt_path.exists():
         return None
@@ -209,6 +226,7 @@ def train(
         model.fit_domain(x_train.cpu(), alpha, sigma)
     model = model.to(device)
     val = _validation_triplets(method, x_train, schedule, spec["dataset"], int(training.get("n_val", 2048)))
+    eps_star = _eps_star_of(meta, val, x_train, schedule, spec["dataset"], int(training.get("n_val", 2048)))
     st = _Setting(spec, training, out_dir, out_dir / "checkpoints" / "ckpt.pt", device, x_train, schedule, method,
                   model, val)
     optimizer = training.get("optimizer", "adam")
@@ -228,6 +246,7 @@ def train(
         "n_params": count_parameters(model),
         "final_loss": final_loss,
         "val_loss": val_loss,
+        "eps_rel_error": _eps_rel_error(final_model, eps_star) if eps_star is not None else None,
         "resumed_from_step": resumed_from,
         "device": device_info(device),
     }

@@ -16,6 +16,8 @@ config.update(
 )
 
 RUNS = list(cfg.runs(config))  # (dataset, model, seed) of every training job
+MAIN_MODELS = cfg.main_models(config)  # models of the main table and the per-dataset figures
+TT_PLAN = cfg.tt_plan(config)
 DATASETS = cfg.used_datasets(config)
 SEEDS = config["seeds"]
 CONDA_ENV = f"../../envs/{config['conda_env']}.yaml"  # relative to the rule files
@@ -36,14 +38,16 @@ def dataset_runs(pattern):
     """An input function: `pattern` formatted for every run on the job's dataset."""
 
     def inputs(wildcards):
-        return [pattern.format(dataset=d, model=m, seed=s) for d, m, s in RUNS if d == wildcards.dataset]
+        return [
+            pattern.format(dataset=d, model=m, seed=s) for d, m, s in RUNS if d == wildcards.dataset and m in MAIN_MODELS
+        ]
 
     return inputs
 
 
 def dataset_models(wildcards):
-    """Models trained on the job's dataset (names are restricted to [A-Za-z0-9_-] by the schema)."""
-    return sorted({m for d, m, _ in RUNS if d == wildcards.dataset})
+    """Main models trained on the job's dataset (names are restricted to [A-Za-z0-9_-] by the schema)."""
+    return sorted({m for d, m, _ in RUNS if d == wildcards.dataset and m in MAIN_MODELS})
 
 
 def as_json(spec):
@@ -86,4 +90,19 @@ def final_outputs():
 
 BENCH_FILES = [f"results/bench/{name}" for name in ("models.csv", "train.csv", "sampling.csv")]
 PAPER_TEMPLATES = sorted(str(p) for p in Path("paper").rglob("*") if p.is_file())
+TT_FIGURES = (
+    [f"results/figures/tt_convergence_{d}.pdf" for d in TT_PLAN["convergence"]]
+    + (["results/figures/tt_rank.pdf"] if TT_PLAN["rank"] else [])
+    + (["results/figures/tt_isolation.pdf"] if TT_PLAN["isolation"] else [])
+)
+LANDSCAPE = config.get("landscape")
+LANDSCAPE_CSVS = (
+    [f"results/landscape/{LANDSCAPE['dataset']}/{m}/{LANDSCAPE['seed']}.csv" for m in LANDSCAPE["models"]]
+    if LANDSCAPE
+    else []
+)
+TT_OUTPUTS = (
+    (["results/tables/tt_runs.csv"] + TT_FIGURES if TT_PLAN["any"] else [])
+    + (["results/figures/landscape.pdf"] if LANDSCAPE else [])
+)
 FIGURES_PDF = expand("results/figures/{dataset}_{kind}.pdf", dataset=DATASETS, kind=["samples", "loss", "nfe"])

@@ -1,5 +1,6 @@
 localrules:
     tables,
+    tt_tables,
     figures,
     paper,
 
@@ -11,13 +12,16 @@ rule tables:
         floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
         runs=run_paths("results/runs/{dataset}/{model}/{seed}/train.json"),
         bench=BENCH_FILES,
+        complexity="results/bench/complexity.csv",
     output:
         summary="results/tables/summary.csv",
         summary_tex="results/tables/summary.tex",
+        metrics="results/tables/metrics.csv",
     params:
         runs=run_paths("results/runs/{dataset}/{model}/{seed}"),
         bench=lambda wildcards, input: os.path.dirname(input.bench[0]),
         main=cfg.main_setting(config),
+        models=MAIN_MODELS,
         out=subpath(output.summary, parent=True),
     conda:
         CONDA_ENV
@@ -25,7 +29,8 @@ rule tables:
         "logs/tables.log",
     shell:
         "ttdm tables --metrics {input.metrics:q} --floors {input.floors:q} --runs {params.runs:q}"
-        " --bench {params.bench:q} --main {params.main:q} --out {params.out:q} > {log:q} 2>&1"
+        " --bench {params.bench:q} --main {params.main:q} --models {params.models:q} --out {params.out:q}"
+        " > {log:q} 2>&1"
 
 
 rule bench:
@@ -95,6 +100,7 @@ rule paper:
         tables="results/tables/summary.csv",
         figures=FIGURES_PDF,
         bench=BENCH_FILES,
+        tt=TT_OUTPUTS,
     output:
         tex="results/paper/paper.tex",
         pdf="results/paper/paper.pdf",

@@ -281,9 +281,14 @@ def build_context(results_dir: PathLike, config: dict[str, Any], *, repo: PathLi
         entry.update({k: claims[k].get(ds, []) for k in claims})
         datasets.append(entry)
     bench = [{"name": stem[len("bench_"):], "label": tt(stem[len("bench_"):] + ".csv"), "table": text}
-             for stem, text in tables.items() if stem.startswith("bench_")]
+             for stem, text in tables.items() if stem.startswith("bench_") and stem != "bench_complexity"]
     paper = config.get("paper", {})
+    from ttdm.report.tt import tt_context
+
+    tt_ctx = tt_context(results, config)
+    figure_files += tt_ctx.get("figure_files", [])
     return {
+        "tt": tt_ctx,
         "title": tex_escape(paper.get("title", "Efficient diffusion models: a reproducible study")),
         "author": tex_escape(paper.get("author", "ttdm")),
         "setup": setup, "tables": tables, "main": main, "datasets": datasets,

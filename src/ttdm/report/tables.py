@@ -251,26 +251,37 @@ def _write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
+def split_setting(key: str) -> tuple[str, int]:
+    """"ddpm_1000" -> ("ddpm", 1000)."""
+    sampler, _, steps = key.rpartition("_")
+    if not sampler or not steps.isdigit():
+        raise ValueError(f"setting {key!r} is not SAMPLER_STEPS (e.g. ddpm_1000)")
+    return sampler, int(steps)
+
+
 def write_tables(metric_files: Iterable[PathLike], floor_files: Iterable[PathLike], run_dirs: Iterable[PathLike],
                  bench_dir: PathLike | None, out_dir: PathLike, *, main: str | None = None,
-                 sig: int = SIG) -> list[Path]:
+                 models: Iterable[str] | None = None, sig: int = SIG) -> list[Path]:
     """Write every table into ``out_dir`` and return the paths written.
 
     metrics.csv (all seeds), summary.csv (:func:`summarize`), summary.tex + summary_display.csv (main table at
     ``main`` = "sampler_steps", default the most-NFE setting), nfe.csv, training.csv, training.tex +
     training_display.csv, and bench_{name}.tex + bench_{name}_display.csv for every CSV in ``bench_dir`` (skipped
-    when None or absent). Tables without inputs are not written.
+    when None or absent). ``models`` restricts the main and training tables (not summary.csv) to those models.
+    Tables without inputs are not written.
     """
     out = Path(out_dir)
     written = []
     metrics = collect_metrics(metric_files)
     summary = summarize(metrics, collect_floors(floor_files))
     written += [_write_csv(out / "metrics.csv", metrics), _write_csv(out / "summary.csv", summary)]
-    if len(summary):
-        display, tex = main_table(summary, main=main, sig=sig)
+    keep = set(models) if models is not None else None
+    shown = summary if keep is None else summary[summary["model"].isin(keep)]
+    if len(shown):
+        display, tex = main_table(shown, main=main, sig=sig)
         written += [_write_csv(out / "summary_display.csv", display), _write_text(out / "summary.tex", tex),
                     _write_csv(out / "nfe.csv", nfe_table(summary))]
-    training = training_table(run_dirs)
+    training = training_table(d for d in map(Path, run_dirs) if keep is None or d.parent.name in keep)
     written.append(_write_csv(out / "training.csv", training))
     if len(training):
         display, tex = training_latex(training, sig=sig)

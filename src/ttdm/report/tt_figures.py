@@ -1,0 +1,99 @@
+"""Figures of the tensor-train experiments, from results/tables/tt_runs.csv and the runs' loss.csv files.
+
+- ``tt_convergence_{dataset}``: validation loss against iterations and against wall time, one line per optimizer
+  (every seed) of the base TT model — for datasets where several optimizers trained it;
+- ``tt_rank``: validation loss and SWD against rank for every optimizer and basis size of the swept dataset(s), with
+  the networks' values as horizontal lines;
+- ``tt_isolation``: relative L2 error to ε* against parameter count, fitted to ε* and trained on the DDPM loss.
+PDF for the paper, PNG for ``snakemake --report``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ttdm.report.figures import CURVE_IN, STYLE, save_figure  # noqa: E402
+from ttdm.report.tt import grid, is_tt, isolation  # noqa: E402
+
+PathLike = str | os.PathLike
+
+
+def plot_convergence(runs: pd.DataFrame, dataset: str) -> plt.Figure | None:
+    base = runs[(runs["dataset"] == dataset) & is_tt(runs) & (runs["method"] == "ddpm") & runs["tag"].isna()
+                & (runs["swept"] == "{}")]
+    if base["optimizer"].nunique() < 2:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(2 * CURVE_IN[0], CURVE_IN[1]), sharey=True)
+    colors = {}
+    for r in base.itertuples(index=False):
+        log = pd.read_csv(Path(r.run_dir) / "loss.csv")
+        color = colors.setdefault(r.optimizer, f"C{len(colors)}")
+        label = r.optimizer if r.seed == base.loc[base["optimizer"] == r.optimizer, "seed"].min() else None
+        axes[0].plot(log["step"], log["val_loss"], color=color, label=label, lw=1)
+        axes[1].plot(log["wall_s"], log["val_loss"], color=color, lw=1)
+    axes[0].set(xlabel="iteration (ALS sweep, RGD step, Adam step)", ylabel="validation loss", xscale="log")
+    axes[1].set(xlabel="training time (s)", xscale="log")
+    axes[0].legend(frameon=False)
+    fig.suptitle(f"{dataset}: convergence of the TT optimizers")
+    return fig
+
+
+def plot_rank(runs: pd.DataFrame) -> plt.Figure | None:
+    g = grid(runs)
+    if not len(g):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(2 * CURVE_IN[0], CURVE_IN[1]))
+    for i, ((ds, opt, deg), h) in enumerate(g.groupby(["dataset", "optimizer", "degree"], sort=True)):
+        style = dict(color=f"C{i}", marker="o", ms=3, lw=1, label=f"{opt}, n={int(deg)}")
+        axes[0].plot(h["rank"], h["val_loss_mean"], **style)
+        axes[1].plot(h["rank"], h["swd_mean"], **style)
+    nets = runs[runs["dataset"].isin(set(g["dataset"])) & runs["arch"].isin(["mlp", "resnet"])
+                & (runs["method"] == "ddpm") & runs["tag"].isna()]
+    for j, (model, h) in enumerate(nets.groupby("model", sort=True)):
+        for ax, col in zip(axes, ("val_loss", "swd")):
+            ax.axhline(h[col].mean(), color="0.4", ls=["--", ":", "-."][j % 3], lw=1, label=f"{model}")
+    axes[0].set(xlabel="TT rank r", ylabel="validation loss")
+    axes[1].set(xlabel="TT rank r", ylabel="SWD (ddpm samples)", yscale="log")
+    axes[1].legend(frameon=False, fontsize=6)
+    fig.suptitle(f"{', '.join(sorted(set(g['dataset'])))}: rank and basis size")
+    return fig
+
+
+def plot_isolation(runs: pd.DataFrame) -> plt.Figure | None:
+    iso = isolation(runs)
+    if not len(iso):
+        return None
+    fig, ax = plt.subplots(figsize=CURVE_IN)
+    for i, (opt, h) in enumerate(iso.groupby(["arch", "optimizer"], sort=True)):
+        label = h["model"].iloc[0] if h["arch"].iloc[0] != "tt" else f"tt, {opt[1]}"
+        ax.plot(h["n_params"], h["iso_error"], marker="o", ms=3, lw=1, color=f"C{i}", label=f"{label}: fit to ε*")
+        ax.plot(h["n_params"], h["ddpm_error"], marker="x", ms=4, lw=1, ls="--", color=f"C{i}",
+                label=f"{label}: DDPM loss")
+    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="‖ε_θ − ε*‖ / ‖ε*‖")
+    ax.legend(frameon=False, fontsize=5)
+    ax.set_title(f"{', '.join(sorted(set(iso['dataset'])))}: error against the exact ε*")
+    return fig
+
+
+def write_tt_figures(runs_csv: PathLike, out_dir: PathLike) -> list[Path]:
+    """Draw the figures the records allow into ``out_dir``; returns the paths written."""
+    runs = pd.read_csv(runs_csv, keep_default_na=False, na_values=[""])
+    out = Path(out_dir)
+    written: list[Path] = []
+    with plt.rc_context(STYLE):
+        for ds in sorted(set(runs.loc[is_tt(runs), "dataset"])):
+            fig = plot_convergence(runs, ds)
+            if fig is not None:
+                written += save_figure(fig, out, f"tt_convergence_{ds}")
+        for stem, plot in (("tt_rank", plot_rank), ("tt_isolation", plot_isolation)):
+            fig = plot(runs)
+            if fig is not None:
+                written += save_figure(fig, out, stem)
+    return written
