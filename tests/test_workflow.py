@@ -85,9 +85,12 @@ def test_dry_run_has_one_job_per_grid_point(root, tmp_path, tiny_config):
     workdir = make_workdir(root, tmp_path / "dry", tiny_config)
     out = snakemake(workdir, "-n").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
-    n_runs = 4  # 8gaussians x mlp x 2 seeds + digits x unet x 2 seeds
+    # 8gaussians x mlp x 2 seeds + digits x unet x 2 seeds, and the TT grid: tt x {als, rgd} x 2 seeds,
+    # the sweep's rank 3 (seed 0; rank 2 is the base run) and the isolation run
+    n_runs = 4 + 4 + 1 + 1
     assert counts["train"] == str(n_runs) and counts["sample"] == str(n_runs) and counts["evaluate"] == str(n_runs)
     assert counts["data"] == "2" and counts["floor"] == "2" and counts["paper"] == "1"
+    assert counts["landscape"] == "2" and counts["tt_tables"] == "1" and counts["tt_figures"] == "1"
 
 
 @pytest.mark.skipif(not HAVE_LATEX, reason="latexmk/pdftotext not installed (make test installs them as root)")
@@ -100,17 +103,25 @@ def test_pipeline_outputs_and_pdf_numbers(pipeline):
             assert json.loads((run / "spec.json").read_text())["seed"] == seed
             metrics = pd.read_csv(results / "metrics" / dataset / model / str(seed) / "metrics.csv")
             assert {"swd", "mmd", "energy", "time_per_sample_s"} <= set(metrics["metric"])
+    for name in ("tt_comparison", "tt_grid", "tt_isolation", "tt_convergence"):
+        assert len(pd.read_csv(results / "tables" / f"{name}.csv")), name
+    for fig in ("tt_convergence_8gaussians", "tt_rank", "tt_isolation", "landscape"):
+        assert (results / "figures" / f"{fig}.pdf").is_file() and (results / "figures" / f"{fig}.png").is_file()
     pdf = results / "paper" / "paper.pdf"
     assert pdf.stat().st_size > 10_000
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     text = text.replace("−", "-")
     display = pd.read_csv(results / "tables" / "summary_display.csv", dtype=str)
-    value_columns = [c for c in display.columns if c not in ("dataset", "model")]
-    assert len(display) == 2 and value_columns
-    for _, row in display.iterrows():
-        for column in value_columns:
-            for number in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", str(row[column])):
-                assert number in text, f"{row['dataset']}/{row['model']} {column}: {number} not in the PDF"
+    assert len(display) == 3  # the main models: mlp and tt-als on 8gaussians, unet on digits
+    assert "Tensor-train noise models" in text
+    for table in ("summary", "tt_comparison", "tt_grid", "tt_isolation"):
+        display = pd.read_csv(results / "tables" / f"{table}_display.csv", dtype=str, keep_default_na=False)
+        value_columns = [c for c in display.columns if c not in ("dataset", "model", "optimizer")]
+        assert len(display) and value_columns
+        for _, row in display.iterrows():
+            for column in value_columns:
+                for number in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", str(row[column])):
+                    assert number in text, f"{table}: {row['dataset']} {column}: {number} not in the PDF"
 
 
 def test_second_run_has_nothing_to_do(pipeline):

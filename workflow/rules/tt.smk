@@ -11,7 +11,7 @@ rule tt_tables:
         floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
     output:
         runs="results/tables/tt_runs.csv",
-        tables=expand("results/tables/tt_{kind}.csv", kind=["comparison", "grid", "isolation", "convergence"]),
+        tables=expand("results/tables/tt_{kind}.csv", kind=["comparison", "grid", "isolation", "variants", "convergence"]),
     params:
         runs=run_paths("results/runs/{dataset}/{model}/{seed}"),
         main=cfg.main_setting(config),
