@@ -182,3 +182,15 @@ def test_grid_expansion_errors_name_the_key(tiny_config):
         validate_config(tiny_config)
     assert "paper.main_models: 'nope' is not a model" in str(err.value)
     assert "landscape.models: 'tt-rgd-x' is not trained on '8gaussians'" in str(err.value)
+
+
+def test_job_resources_defaults_overrides_and_gpu(quick_config):
+    config = validate_config(quick_config)
+    assert cfg.job_resources(config, "train", threads=3) == {"runtime": 60, "mem_mb": 4000, "cpus_per_task": 3}
+    assert "gpu" not in cfg.job_resources(config, "train", gpu=True)  # device auto: no GPU requested
+    quick_config.update(device="cuda", resources={"train": {"runtime": 240}, "gpus": 2})
+    config = validate_config(quick_config)
+    res = cfg.job_resources(config, "train", threads=1, gpu=True)
+    assert res == {"runtime": 240, "mem_mb": 4000, "cpus_per_task": 1, "gpu": 2}
+    assert "gpu" not in cfg.job_resources(config, "evaluate", gpu=False)
+    assert "resources.train.mem_mb" in error_of({**quick_config, "resources": {"train": {"mem_mb": 0}}})

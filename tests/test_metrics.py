@@ -279,9 +279,10 @@ def test_long_rows():
         long_rows({"swd": 0.5}, metric="x")
 
 
-@pytest.mark.parametrize("n,m", [(60, 60), (60, 45)])
+@pytest.mark.parametrize("n,m", [(60, 60), (30, 90), (90, 45), (60, 45)])
 def test_w2_equals_pot_emd2(n, m):
-    """Equal sizes take the assignment path, unequal sizes POT's simplex: both equal POT's exact W2."""
+    """Equal sizes and sizes that divide each other take the assignment path (with repeated points), others POT's
+    simplex: all equal POT's exact W2."""
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(n, 3)), rng.normal(size=(m, 3)) + 0.5
     expected = math.sqrt(ot.emd2(np.full(n, 1 / n), np.full(m, 1 / m), ot.dist(x, y)))

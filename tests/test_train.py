@@ -179,3 +179,68 @@ def test_missing_training_keys_and_model_are_reported(data_dir: Path, tmp_path: 
         train(spec, data_dir, tmp_path)
     with pytest.raises(FileNotFoundError, match="no trained model"):
         load_model(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Tensor-train models: the three optimizers, resume of the solver loop, the isolation target
+
+
+def tt_spec(optimizer: str, **training) -> dict:
+    spec = make_spec(optimizer=optimizer, n_fit=400, n_val=256, log_every=1, checkpoint_every=2, **training)
+    spec.update(model="tt", arch="tt", model_cfg={"rank": 2, "degree": 4, "dtype": "float64"})
+    return spec
+
+
+@pytest.mark.parametrize("optimizer,extra", [("adam", {"steps": 40, "lr": 0.02}), ("als", {"steps": 3}),
+                                             ("als", {"steps": 3, "engine": "torch"}), ("rgd", {"steps": 6}),
+                                             ("rgd", {"steps": 6, "fit_batch": 100, "line_search": False,
+                                                      "step_size": 0.1})])
+def test_every_tt_optimizer_lowers_the_validation_loss(data_dir, tmp_path, optimizer, extra):
+    record = train(tt_spec(optimizer, **extra), data_dir, tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run" / "loss.csv").open()))
+    assert list(rows[0]) == ["step", "loss", "wall_s", "val_loss"]
+    first, last = float(rows[0]["val_loss"]), float(rows[-1]["val_loss"])
+    assert last < first and record["val_loss"] == pytest.approx(last)
+    assert record["optimizer"] == optimizer and record["eps_rel_error"] is None  # no mixture in meta.json
+    run = load_run(tmp_path / "run")  # the sampling weights come back, with the fitted input domain
+    assert torch.equal(run.model.lo, torch.load(tmp_path / "run" / "model.pt", weights_only=True)["ema"]["lo"])
+    assert run.model.sigmas.shape == (SCHEDULE["T"],)
+
+
+@pytest.mark.parametrize("optimizer", ["als", "rgd"])
+def test_tt_solver_resumes_bit_for_bit(data_dir, tmp_path, optimizer):
+    spec = tt_spec(optimizer, steps=5, engine="torch")
+    train(spec, data_dir, tmp_path / "whole")
+    assert train(spec, data_dir, tmp_path / "split", stop_after=2) == {"steps_done": 2, "complete": False}
+    record = train(spec, data_dir, tmp_path / "split")
+    assert record["resumed_from_step"] == 2
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["ema"]
+    b = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["ema"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_solver_optimizers_refuse_networks(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="fits tensor-train models only"):
+        train(make_spec(optimizer="als"), data_dir, tmp_path / "run")
+    with pytest.raises(ValueError, match="allowed: adam, sgd, als, rgd"):
+        train(make_spec(optimizer="lbfgs"), data_dir, tmp_path / "run2")
+
+
+def test_eps_star_method_fits_the_exact_noise_predictor(tmp_path):
+    from ttdm.data.mixture import GaussianMixture
+
+    data = make_data(tmp_path / "data")
+    meta = json.loads((data / "meta.json").read_text())
+    meta["mixture"] = GaussianMixture(np.ones(1), MU[None], np.full((1, 2), STD)).to_dict()
+    (data / "meta.json").write_text(json.dumps(meta))
+    ddpm = train(tt_spec("als", steps=3), data, tmp_path / "ddpm")
+    iso = train({**tt_spec("als", steps=3), "method": "eps_star"}, data, tmp_path / "iso")
+    # the noiseless target is fitted far better than the noisy DDPM one, and its val loss is the error to ε*
+    assert iso["eps_rel_error"] < ddpm["eps_rel_error"]
+    assert iso["val_loss"] < 0.2 * ddpm["val_loss"]
+    with pytest.raises(ValueError, match="needs a Gaussian-mixture dataset"):
+        train({**tt_spec("als", steps=1), "method": "eps_star"}, data_dir_without_mixture(tmp_path), tmp_path / "x")
+
+
+def data_dir_without_mixture(tmp_path: Path) -> Path:
+    return make_data(tmp_path / "plain")

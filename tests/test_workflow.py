@@ -124,6 +124,21 @@ def test_pipeline_outputs_and_pdf_numbers(pipeline):
                     assert number in text, f"{table}: {row['dataset']} {column}: {number} not in the PDF"
 
 
+def test_html_report_has_every_figure_caption_and_provenance(pipeline):
+    """`snakemake --report` (as `make report` runs it): every report figure, its caption, the config and provenance."""
+    snakemake(pipeline, "--report", "report.html", "--report-metadata", "workflow/report/metadata.yaml")
+    html = (pipeline / "report.html").read_text()
+    figures = [f"{d}_{k}.png" for d in ("8gaussians", "digits") for k in ("samples", "loss", "nfe")]
+    figures += ["tt_convergence_8gaussians.png", "tt_rank.png", "tt_isolation.png", "landscape.png"]
+    for name in figures:
+        assert name in html, name
+    for caption in ("Samples of every model", "Training loss", "Sliced Wasserstein distance", "Tensor-train experiments",
+                    "Loss landscapes"):
+        assert caption in html, caption
+    for provenance in ("config.yaml", "git commit", "report built", "torch"):
+        assert provenance in html, provenance
+
+
 def test_second_run_has_nothing_to_do(pipeline):
     started = time.perf_counter()
     out = snakemake(pipeline, "-n").stdout

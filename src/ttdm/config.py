@@ -404,3 +404,18 @@ def complexity_spec(config: dict[str, Any]) -> dict[str, Any]:
                          "batch_size": training["batch_size"]}
     return {"models": models, "batch_size": config["training"]["batch_size"], "device": config["device"],
             "threads": config["threads"]}
+
+
+def job_resources(config: dict[str, Any], kind: str, *, threads: int = 1, gpu: bool = False) -> dict[str, int]:
+    """Cluster resources of a ``kind`` job (``resources.<kind>`` of the validated config).
+
+    ``{"runtime": minutes, "mem_mb": MB, "cpus_per_task": n}``, cpus_per_task defaulting to the job's ``threads``;
+    with ``gpu`` and ``device: cuda`` also ``{"gpu": resources.gpus}`` (the SLURM executor's ``--gpus``).  The
+    workflow multiplies runtime and mem_mb by the attempt number, so a retried job gets more of both.
+    """
+    res = config["resources"][kind]
+    out = {"runtime": int(res["runtime"]), "mem_mb": int(res["mem_mb"]),
+           "cpus_per_task": int(res.get("cpus_per_task") or threads)}
+    if gpu and config["device"] == "cuda" and config["resources"]["gpus"] > 0:
+        out["gpu"] = int(config["resources"]["gpus"])
+    return out

@@ -148,17 +148,24 @@ def w2(
     2019, ch. 2).
     When N or M exceeds ``max_points`` (default 2000) that set is first subsampled with ``rng`` to ``max_points``
     rows, so the value is then the W2 between subsamples (it carries the subsample's extra finite-sample bias).
-    For N = M an optimal coupling is a permutation (Birkhoff), found by scipy's ``linear_sum_assignment``; otherwise
-    POT's network simplex, imported only then (POT's import costs seconds: it loads scikit-learn and torch).
+    For N = M an optimal coupling is a permutation (Birkhoff), found by scipy's ``linear_sum_assignment``; so it is
+    when one size divides the other, after repeating each point of the smaller set M/N times (mass 1/M each).
+    Otherwise POT's network simplex, imported only then (POT's import costs seconds: it loads scikit-learn and torch).
     x: (N, D), ref: (M, D).
     """
     x = subsample(np.asarray(x, dtype=np.float64), max_points, rng)
     y = subsample(np.asarray(ref, dtype=np.float64), max_points, rng)
-    cost_matrix = cdist(x, y, "sqeuclidean")  # (N, M)
-    if len(x) == len(y):
+    small, large = sorted((len(x), len(y)))
+    if large % small == 0:
+        # k = M/N copies of each point of the smaller set, each of mass 1/M, turn U(1/N, 1/M) into the doubly
+        # stochastic couplings of M points with M points: an optimal one is again a permutation (Birkhoff)
+        k = large // small
+        xr, yr = (np.repeat(x, k, axis=0), y) if len(x) < len(y) else (x, np.repeat(y, k, axis=0))
+        cost_matrix = cdist(xr, yr, "sqeuclidean")  # (M, M)
         rows, cols = linear_sum_assignment(cost_matrix)
         cost = cost_matrix[rows, cols].mean()
     else:
+        cost_matrix = cdist(x, y, "sqeuclidean")  # (N, M)
         import ot
 
         a, b = np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y))
