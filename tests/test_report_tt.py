@@ -1,0 +1,63 @@
+"""The TT report's computed targets and claims on hand-made run records (independent of any training)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ttdm.report import tt
+
+
+def record(tmp_path, model, arch, optimizer, seed, *, swd, n_params, wall_s, val_loss, losses, solver=None):
+    run = tmp_path / model / str(seed)
+    run.mkdir(parents=True)
+    pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses, "wall_s": [wall_s * (i + 1) / len(losses)
+                  for i in range(len(losses))], "val_loss": losses}).to_csv(run / "loss.csv", index=False)
+    return {"dataset": "8gaussians", "model": model, "seed": seed, "arch": arch, "base": model.split("-")[0],
+            "optimizer": optimizer, "solver": solver or optimizer, "method": "ddpm", "rank": 4 if arch == "tt" else None,
+            "degree": 8 if arch == "tt" else None, "layout": None, "tag": None, "swept": "{}", "dim": 2,
+            "n_params": n_params, "steps": len(losses), "wall_s": wall_s, "val_loss": val_loss,
+            "eps_rel_error": 0.1, "swd": swd, "swd_floor": 0.1, "run_dir": str(run)}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    rows = []
+    for seed in (0, 1):
+        rows.append(record(tmp_path, "mlp", "mlp", "adam", seed, swd=0.2, n_params=40000, wall_s=10.0, val_loss=0.26,
+                           losses=[0.3, 0.26]))
+        rows.append(record(tmp_path, "tt-als", "tt", "als", seed, swd=0.25, n_params=384, wall_s=1.0, val_loss=0.24,
+                           losses=[0.3, 0.25, 0.24]))
+        # RGD reaches 0.24 at 3/4 of its 2.4 s: 1.8 s = 1.8 x the ALS time
+        rows.append(record(tmp_path, "tt-rgd", "tt", "rgd", seed, swd=0.3, n_params=384, wall_s=2.4, val_loss=0.238,
+                           losses=[0.3, 0.27, 0.24, 0.238]))
+    return pd.DataFrame(rows)
+
+
+def test_targets_are_computed_not_typed(runs):
+    targets = {t["name"]: t for t in tt.describe_targets(runs, pd.DataFrame())}
+    als = targets["als_vs_mlp_8gaussians"]
+    assert als["met"] and "$1.25\\times$ the MLP's SWD" in als["text"] and "met." in als["text"]
+    rgd = targets["rgd_vs_als_8gaussians"]
+    assert rgd["met"] and "$1.80\\times$ the ALS training time" in rgd["text"]
+    slow = runs.copy()
+    slow.loc[slow["model"] == "tt-als", "wall_s"] = 3.0  # 0.3 x the MLP's time: the time target fails
+    als = {t["name"]: t for t in tt.describe_targets(slow, pd.DataFrame())}["als_vs_mlp_8gaussians"]
+    assert not als["met"] and "not met (time)" in als["text"]
+
+
+def test_convergence_uses_a_target_every_run_reaches(runs):
+    conv = tt.convergence(runs, tt.comparison(runs))
+    assert set(conv["optimizer"]) == {"als", "rgd"}
+    assert conv["target"].iloc[0] == pytest.approx(0.24)  # the worse of the two best losses
+    times = dict(zip(conv["optimizer"], conv["time_to_target"]))
+    assert times["als"] == pytest.approx(1.0) and times["rgd"] == pytest.approx(1.8)
+    claims = tt.convergence_claims(conv)
+    assert "als ($1.00$~s), rgd ($1.80$~s)" in claims[0]
+
+
+def test_time_to_loss(tmp_path):
+    pd.DataFrame({"step": [1, 2, 3], "loss": [0, 0, 0], "wall_s": [1.0, 2.0, 3.0],
+                  "val_loss": [0.5, 0.3, 0.2]}).to_csv(tmp_path / "loss.csv", index=False)
+    assert tt.time_to_loss(tmp_path / "loss.csv", 0.3) == 2.0
+    assert tt.time_to_loss(tmp_path / "loss.csv", 0.1) is None
