@@ -82,6 +82,7 @@ def slurm_pipeline(slurm, tmp_path_factory) -> tuple[Path, float, subprocess.Com
     proc = subprocess.run([str(SNAKEMAKE), *SLURM_ARGS], cwd=workdir, env=slurm_env(), capture_output=True, text=True,
                           timeout=900)
     wall = time.perf_counter() - started
+    (workdir / "pipeline.log").write_text(proc.stderr)
     if proc.returncode != 0:
         raise AssertionError(f"snakemake through SLURM failed:\n{proc.stderr[-8000:]}\n{slurm_logs(workdir)}")
     return workdir, wall, proc
@@ -136,7 +137,7 @@ def test_cancelled_training_job_is_resubmitted_and_resumes(slurm_pipeline):
     workdir = slurm_pipeline[0]
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["grid"].append({"datasets": ["8gaussians"], "models": ["mlp2"],
-                           "training": {"steps": 8000, "checkpoint_every": 200}})
+                           "training": {"steps": 3000, "checkpoint_every": 100}})
     config["models"]["mlp2"] = {"arch": "mlp", "hidden": 64, "depth": 2}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     run = workdir / "results/runs/8gaussians/mlp2/0"
@@ -166,4 +167,4 @@ def test_cancelled_training_job_is_resubmitted_and_resumes(slurm_pipeline):
     assert len(re.findall(r"has been submitted with SLURM jobid", out)) >= 2, out[-4000:]  # resubmitted
     info = json.loads((run / "train.json").read_text())
     assert info["resumed_from_step"] and info["resumed_from_step"] > 0, info
-    assert info["steps"] == 8000
+    assert info["steps"] == 3000

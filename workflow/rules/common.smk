@@ -77,7 +77,8 @@ def eval_spec(wildcards):
 
 
 def config_spec(wildcards):
-    return as_json(config)
+    # where jobs run (cluster resources) is not part of the experiment: it neither reruns nor changes the paper
+    return as_json({key: value for key, value in config.items() if key != "resources"})
 
 
 def bench_spec(wildcards):
@@ -106,3 +107,15 @@ TT_OUTPUTS = (
     + (["results/figures/landscape.pdf"] if LANDSCAPE else [])
 )
 FIGURES_PDF = expand("results/figures/{dataset}_{kind}.pdf", dataset=DATASETS, kind=["samples", "loss", "nfe"])
+
+
+def job_resources(kind, threads=1, gpu=False):
+    """Resources of a `kind` job for a cluster executor (config `resources`, see the schema): runtime (minutes) and
+    mem_mb grow with the attempt, so a job retried after a timeout or running out of memory gets more of both."""
+    res = cfg.job_resources(config, kind, threads=threads, gpu=gpu)
+    runtime, mem_mb = res.pop("runtime"), res.pop("mem_mb")
+    return {
+        "runtime": lambda wildcards, attempt: runtime * attempt,
+        "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
+        **res,
+    }

@@ -10,6 +10,8 @@ rule data:
     params:
         spec=data_spec,
         out=subpath(output.meta, parent=True),
+    resources:
+        **job_resources("data"),
     conda:
         CONDA_ENV
     log:

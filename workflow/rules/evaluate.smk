@@ -11,6 +11,8 @@ rule evaluate:
         spec=eval_spec,
         samples=subpath(input.samples, parent=True),
         data=subpath(input.meta, parent=True),
+    resources:
+        **job_resources("evaluate"),
     conda:
         CONDA_ENV
     log:
@@ -33,6 +35,8 @@ rule floor:
     params:
         spec=eval_spec,
         data=subpath(input.meta, parent=True),
+    resources:
+        **job_resources("floor"),
     conda:
         CONDA_ENV
     log:

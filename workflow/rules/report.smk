@@ -2,6 +2,8 @@ localrules:
     tables,
     tt_tables,
     figures,
+    tt_figures,
+    landscape_figure,
     paper,
 
 
@@ -42,6 +44,8 @@ rule bench:
     params:
         spec=bench_spec,
         out=lambda wildcards, output: os.path.dirname(output[0]),
+    resources:
+        **job_resources("bench", threads=config["threads"], gpu=True),
     conda:
         CONDA_ENV
     log:
@@ -103,7 +107,7 @@ rule paper:
         tt=TT_OUTPUTS,
     output:
         tex="results/paper/paper.tex",
-        pdf="results/paper/paper.pdf",
+        pdf=report("results/paper/paper.pdf", caption="../report/paper.rst", category="Paper"),
     params:
         spec=config_spec,
         out=subpath(output.pdf, parent=True),

@@ -9,6 +9,8 @@ rule sample:
         spec=sample_spec,
         run=subpath(input.model, parent=True),
         out=subpath(output.samples, parent=True),
+    resources:
+        **job_resources("sample", threads=config["threads"], gpu=True),
     conda:
         CONDA_ENV
     log:

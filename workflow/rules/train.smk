@@ -11,6 +11,8 @@ rule train:
         spec=run_spec,
         data=subpath(input.meta, parent=True),
         out=subpath(output.model, parent=True),
+    resources:
+        **job_resources("train", threads=config["threads"], gpu=True),
     conda:
         CONDA_ENV
     log:

@@ -58,6 +58,8 @@ rule landscape:
         n=config.get("landscape", {}).get("n", 21),
         span=config.get("landscape", {}).get("span", 1.0),
         points=config.get("landscape", {}).get("points", 4096),
+    resources:
+        **job_resources("landscape", threads=config["threads"]),
     conda:
         CONDA_ENV
     log:
@@ -94,6 +96,8 @@ rule complexity:
     params:
         spec=lambda wildcards: as_json(cfg.complexity_spec(config)),
         out=lambda wildcards, output: os.path.dirname(output[0]),
+    resources:
+        **job_resources("complexity", threads=config["threads"], gpu=True),
     conda:
         CONDA_ENV
     log:
