@@ -37,6 +37,7 @@ rule tables:
 
 rule bench:
     """Training steps/s, sampling time per 1000 samples for each step count, peak memory, parameter counts."""
+    priority: 50  # a long single-core job: start it early rather than alone at the end
     input:
         meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
     output:

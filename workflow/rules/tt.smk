@@ -89,6 +89,7 @@ rule landscape_figure:
 
 rule complexity:
     """Parameters, FLOPs per forward and per optimizer step, and peak training memory of every trained model."""
+    priority: 50
     input:
         meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
     output:
