@@ -148,20 +148,21 @@ def _val_loss(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor, torch.Ten
     return loss
 
 
-def _validation_triplets(st_method: Any, x_train: torch.Tensor, schedule: Any, dataset: str, n_val: int):
+def _validation_triplets(method: Any, x_train: torch.Tensor, schedule: Any, dataset: str, n_val: int):
     """n_val triplets of the method on the training data, drawn once per dataset (independent of the run's seed)."""
     gen = torch.Generator(device=x_train.device).manual_seed(int(spec_hash(["validation", dataset], 15), 16))
     idx = torch.randint(0, x_train.shape[0], (n_val,), generator=gen, device=x_train.device)
-    return st_method.triplets(x_train[idx], schedule, gen)
+    return method.triplets(x_train[idx], schedule, gen)
 
 
-def _eps_star_of(meta, val, x_train, schedule, dataset, n_val):
-    """(x_t, t, ε*(x_t, t)) on the validation points when the data is a Gaussian mixture, else None."""
+def _eps_star_of(meta, val, schedule):
+    """(x_t, t, ε*(x_t, t)) at the validation points when the data is a Gaussian mixture, else None."""
     if not meta.get("mixture"):
         return None
-    from ttdm.methods.eps_star import EpsStar
+    from ttdm.data.mixture import GaussianMixture
 
-    return _validation_triplets(EpsStar.from_data(meta), x_train, schedule, dataset, n_val)
+    x_t, t, _ = val
+    return x_t, t, GaussianMixture.from_dict(meta["mixture"]).eps_model(schedule)(x_t, t)
 
 
 @torch.no_grad()
@@ -226,7 +227,7 @@ def train(
         model.fit_domain(x_train.cpu(), alpha, sigma)
     model = model.to(device)
     val = _validation_triplets(method, x_train, schedule, spec["dataset"], int(training.get("n_val", 2048)))
-    eps_star = _eps_star_of(meta, val, x_train, schedule, spec["dataset"], int(training.get("n_val", 2048)))
+    eps_star = _eps_star_of(meta, val, schedule)
     st = _Setting(spec, training, out_dir, out_dir / "checkpoints" / "ckpt.pt", device, x_train, schedule, method,
                   model, val)
     optimizer = training.get("optimizer", "adam")

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import torch
 
-from ttdm.tt.algebra import Cores, apply_core, apply_core_right, right_orthogonalize, values
+from ttdm.tt.algebra import Cores, apply_core, apply_core_right, norm, right_orthogonalize, values
 
 
 def objective(cores: Cores, feats: list[torch.Tensor], y: torch.Tensor, lam: float) -> torch.Tensor:
     """J(C): the mean squared error summed over the P tensors plus λ Σ_p ‖C_p‖² (computed from the cores)."""
-    from ttdm.tt.algebra import norm
-
     mse = ((values(cores, feats) - y) ** 2).mean(dim=1).sum()
     return mse + lam * (norm(cores) ** 2).sum()
 

@@ -33,6 +33,7 @@ from ttdm.tt.algebra import (
     left_orthogonalize,
     right_orthogonalize,
     round_to_ranks,
+    values,
 )
 
 
@@ -124,8 +125,6 @@ def step(x: Point, deltas: Cores, alpha: float, ranks: list[int]) -> Cores:
 
 def mse(cores: Cores, feats: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
     """ℓ = mean over all P·N entries of (f − y)²."""
-    from ttdm.tt.algebra import values
-
     return ((values(cores, feats) - y) ** 2).mean()
 
 
@@ -139,8 +138,6 @@ def descent(
     ℓ(R(X − αξ)) ≤ ℓ(X) − c α ‖ξ‖² holds (at most ``max_halvings`` times; then the last trial is taken).  Returns
     (new cores, the step used, ℓ at the new point).
     """
-    from ttdm.tt.algebra import values
-
     x = point(cores)
     resid = values(x.U, feats) - y  # (P, N)
     loss = (resid**2).mean()
