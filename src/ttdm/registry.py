@@ -24,18 +24,29 @@ class Registry:
         self.kind = kind
         self.package = package
         self._items: dict[str, Any] = {}
+        self._options: dict[str, type | None] = {}
         self._loaded = False
 
-    def register(self, name: str) -> Callable[[Any], Any]:
-        """Decorator that registers ``obj`` under ``name``; a name may be registered once."""
+    def register(self, name: str, *, options: type | None = None) -> Callable[[Any], Any]:
+        """Decorator that registers ``obj`` under ``name``; a name may be registered once.
+
+        ``options`` is the component's options dataclass (``ttdm.options``); a class registered without it may
+        carry it as its ``Options`` attribute.
+        """
 
         def decorator(obj: Any) -> Any:
             if name in self._items and self._items[name] is not obj:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
+            self._options[name] = options if options is not None else getattr(obj, "Options", None)
             return obj
 
         return decorator
+
+    def options(self, name: str) -> type | None:
+        """The options dataclass declared by component ``name`` (None when it declares none)."""
+        self.get(name)
+        return self._options.get(name)
 
     def load(self) -> "Registry":
         """Import every module of ``self.package`` so that their ``register`` calls run."""
