@@ -131,7 +131,9 @@ def test_grid_and_specs(tiny_config):
     assert spec["arch"] == "unet" and spec["model_cfg"] == {"channels": 8} and spec["method"] == "ddpm"
     assert cfg.run_spec(config, "8gaussians", "mlp", 0)["training"]["steps"] == 200
     assert cfg.data_spec(config, "digits")["n_floor"] == 200
-    assert cfg.sample_spec(config, "8gaussians", 0)["n_samples"] == 200
+    sample = cfg.sample_spec(config, "8gaussians", 0, "ddim_20")
+    assert sample["n_samples"] == 200 and (sample["sampler"], sample["kind"], sample["steps"]) == ("ddim", "ddim", 20)
+    assert cfg.run_settings(config, "8gaussians", "mlp") == ["ddpm_200", "ddim_5", "ddim_20"]
     assert cfg.sampling_keys(config) == ["ddpm_200", "ddim_5", "ddim_20"]
     assert cfg.main_setting(config) == "ddpm_200"
     assert set(cfg.bench_spec(config)["models"]) == {"mlp", "unet", "tt-als"}  # paper.main_models

@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from ttdm.data import DATASETS
 from ttdm.data.mixture import GaussianMixture
-from ttdm.data.prepare import prepare_dataset
+from ttdm.stages.data import prepare_dataset
 
 GENERATED = ["8gaussians", "25gaussians", "swissroll", "moons", "checkerboard", "rings", "pinwheel", "gaussians_nd"]
 MIXTURES = ["8gaussians", "25gaussians", "gaussians_nd"]

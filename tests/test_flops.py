@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ttdm import flops
-from ttdm.train import build_model
+from ttdm.analysis import flops
+from ttdm.runs import build_model
 
 
 def _tt(dim: int, **cfg):
@@ -137,8 +137,8 @@ def test_model_complexity_rejects_solver_for_networks():
 
 
 def test_complexity_csv(tmp_path):
-    from ttdm.bench import COMPLEXITY_COLUMNS, complexity
-    from ttdm.data.prepare import prepare_dataset
+    from ttdm.stages.complexity import COMPLEXITY_COLUMNS, complexity
+    from ttdm.stages.data import prepare_dataset
 
     prepare_dataset({"name": "8gaussians", "kind": "8gaussians", "n_train": 500, "n_test": 200, "n_floor": 200,
                      "seed": 0}, tmp_path / "data" / "8gaussians")

@@ -1,4 +1,4 @@
-"""The sampling stage: files, shapes, exact NFE counts, seeding and determinism."""
+"""The sampling stage: one job per setting; files, shapes, exact NFE counts, seeding and determinism."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from ttdm.generate import generate, sampler_seed
 from ttdm.samplers import SAMPLERS
-from ttdm.train import train
+from ttdm.stages.sample import generate, sampler_seed
+from ttdm.stages.train import train
 
 from test_train import make_data, make_spec
 
 
-def toy_sampler(model, x, schedule, steps, *, generator=None, scale=1.0, keep_noise=False):
+def toy_sampler(denoiser, x, steps, *, generator=None, scale=1.0, keep_noise=False):
     """A test-only sampler: ``steps`` model calls and one generator draw per call; returns x_T if keep_noise."""
     x_T = x
     for k in range(steps):
         t = torch.full((x.shape[0],), 1.0 - k / steps)
-        x = x - 0.1 * scale * model(x, t) + 0.01 * torch.randn(x.shape, generator=generator, device=x.device)
+        x = x - 0.1 * scale * denoiser(x, t) + 0.01 * torch.randn(x.shape, generator=generator, device=x.device)
     return x_T if keep_noise else x
 
 
@@ -38,34 +38,36 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def make_gen_spec(samplers: dict, **kw) -> dict:
-    return {"seed": 3, "n_samples": 10, "batch_size": 4, "device": "cpu", "threads": 1, "samplers": samplers, **kw}
+def make_gen_spec(name: str, kind: str, steps: int, **knobs) -> dict:
+    return {"seed": 3, "setting": f"{name}_{steps}", "sampler": name, "kind": kind, "steps": steps, "knobs": knobs,
+            "n_samples": 10, "batch_size": 4, "device": "cpu", "threads": 1}
+
+
+def load(path: Path) -> np.ndarray:
+    with np.load(path) as npz:
+        return npz["x"]
 
 
 def test_writes_samples_with_exact_nfe(run_dir: Path, tmp_path: Path) -> None:
-    spec = make_gen_spec({"a": {"kind": "_toy", "steps": [1, 3]}, "b": {"kind": "_toy", "steps": [2], "scale": 2.0}})
-    record = generate(spec, run_dir, tmp_path)
-    with np.load(tmp_path / "samples.npz") as npz:
-        arrays = dict(npz)
-    assert sorted(arrays) == ["a_1", "a_3", "b_2"]
-    assert all(a.shape == (10, 2) and a.dtype == np.float32 and np.isfinite(a).all() for a in arrays.values())
-    assert json.loads((tmp_path / "samples.json").read_text()) == json.loads(json.dumps(record))
-    entries = {e["key"]: e for e in record["entries"]}
-    for key, (name, steps) in {"a_1": ("a", 1), "a_3": ("a", 3), "b_2": ("b", 2)}.items():
-        e = entries[key]
-        assert (e["sampler"], e["kind"], e["steps"], e["n"]) == (name, "_toy", steps, 10)
-        assert e["nfe"] == steps and isinstance(e["nfe"], int)  # 10 samples in batches 4, 4, 2
-        assert e["wall_s"] > 0 and e["time_per_sample_s"] == pytest.approx(e["wall_s"] / 10)
-    assert record["device"]["device"] == "cpu"
-    assert json.loads((tmp_path / "spec.json").read_text()) == spec
+    for name, steps, knobs in (("a", 1, {}), ("a", 3, {}), ("b", 2, {"scale": 2.0})):
+        spec = make_gen_spec(name, "_toy", steps, **knobs)
+        out = tmp_path / f"{name}_{steps}.npz"
+        record = generate(spec, run_dir, out)
+        x = load(out)
+        assert x.shape == (10, 2) and x.dtype == np.float32 and np.isfinite(x).all()
+        assert json.loads(out.with_suffix(".json").read_text()) == json.loads(json.dumps(record))
+        assert (record["key"], record["sampler"], record["kind"], record["steps"], record["n"]) == (
+            f"{name}_{steps}", name, "_toy", steps, 10)
+        assert record["nfe"] == steps and isinstance(record["nfe"], int)  # 10 samples in batches 4, 4, 2
+        assert record["wall_s"] > 0 and record["time_per_sample_s"] == pytest.approx(record["wall_s"] / 10)
+        assert record["device"]["device"] == "cpu" and record["spec"] == spec
+        assert (record["dataset"], record["model"], record["seed"]) == ("gauss", "mlp", 0)
 
 
 def test_starting_noise_is_seeded_by_seed_name_and_steps(run_dir: Path, tmp_path: Path) -> None:
-    samplers = {"a": {"kind": "_toy", "steps": [2], "keep_noise": True}, "c": {"kind": "_toy", "steps": [2],
-                                                                             "keep_noise": True}}
-    generate(make_gen_spec(samplers), run_dir, tmp_path)
-    with np.load(tmp_path / "samples.npz") as npz:
-        a, c = npz["a_2"], npz["c_2"]
+    generate(make_gen_spec("a", "_toy", 2, keep_noise=True), run_dir, tmp_path / "a.npz")
+    generate(make_gen_spec("c", "_toy", 2, keep_noise=True), run_dir, tmp_path / "c.npz")
+    a, c = load(tmp_path / "a.npz"), load(tmp_path / "c.npz")
     # by hand: batches of 4, 4, 2, each x_T drawn first, then 2 sampler draws of the batch's shape
     g = torch.Generator().manual_seed(sampler_seed(3, "a", 2))
     expected = []
@@ -79,23 +81,23 @@ def test_starting_noise_is_seeded_by_seed_name_and_steps(run_dir: Path, tmp_path
 
 
 def test_is_deterministic(run_dir: Path, tmp_path: Path) -> None:
-    spec = make_gen_spec({"a": {"kind": "_toy", "steps": [3]}})
-    generate(spec, run_dir, tmp_path / "one")
-    generate(spec, run_dir, tmp_path / "two")
-    with np.load(tmp_path / "one" / "samples.npz") as one, np.load(tmp_path / "two" / "samples.npz") as two:
-        np.testing.assert_array_equal(one["a_3"], two["a_3"])
+    spec = make_gen_spec("a", "_toy", 3)
+    generate(spec, run_dir, tmp_path / "one.npz")
+    generate(spec, run_dir, tmp_path / "two.npz")
+    np.testing.assert_array_equal(load(tmp_path / "one.npz"), load(tmp_path / "two.npz"))
 
 
 def test_bad_sampler_settings_are_refused(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown sampler 'nope'; allowed: .*_toy"):
-        generate(make_gen_spec({"a": {"kind": "nope", "steps": [3]}}), run_dir, tmp_path)
-    with pytest.raises(ValueError, match=r"steps must be positive integers, got \[0\]"):
-        generate(make_gen_spec({"a": {"kind": "_toy", "steps": [0]}}), run_dir, tmp_path)
-    assert not (tmp_path / "samples.npz").exists()
+        generate(make_gen_spec("a", "nope", 3), run_dir, tmp_path / "x.npz")
+    with pytest.raises(ValueError, match=r"must be positive, got 10, 4 and 0"):
+        generate(make_gen_spec("a", "_toy", 0), run_dir, tmp_path / "x.npz")
+    with pytest.raises(ValueError, match=r"cannot sample .*: 60 steps exceed the schedule's T = 50"):
+        generate(make_gen_spec("a", "ddim", 60), run_dir, tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
 
 
-@pytest.mark.skipif("ddim" not in SAMPLERS or "ddpm" not in SAMPLERS, reason="samplers ddim/ddpm not written yet")
 def test_registered_samplers_use_one_evaluation_per_step(run_dir: Path, tmp_path: Path) -> None:
-    spec = make_gen_spec({"ddpm": {"kind": "ddpm", "steps": [50]}, "ddim": {"kind": "ddim", "steps": [5, 10]}})
-    record = generate(spec, run_dir, tmp_path)
-    assert {e["key"]: e["nfe"] for e in record["entries"]} == {"ddpm_50": 50, "ddim_5": 5, "ddim_10": 10}
+    for kind, steps in (("ddpm", 50), ("ddim", 5), ("ddim", 10)):
+        record = generate(make_gen_spec(kind, kind, steps), run_dir, tmp_path / f"{kind}_{steps}.npz")
+        assert record["nfe"] == steps

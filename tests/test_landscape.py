@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from ttdm.cli import main
-from ttdm.data.prepare import prepare_dataset
-from ttdm.landscape import filter_normalized_direction, landscape, loss_surface
+from ttdm.stages.data import prepare_dataset
+from ttdm.analysis.landscape import filter_normalized_direction, landscape, loss_surface
 from ttdm.models import MODELS
 from ttdm.report.landscape import plot_landscapes
-from ttdm.train import train
+from ttdm.stages.train import train
 
 DATA_SPEC = {"name": "8gaussians", "kind": "8gaussians", "n_train": 500, "n_test": 200, "n_floor": 200, "seed": 0}
 TRAINING = {"steps": 30, "batch_size": 64, "lr": 0.002, "ema_decay": 0.9, "grad_clip": 1.0, "checkpoint_every": 30,

@@ -80,7 +80,9 @@ def make_results(root: Path, swd_base: dict = SWD_BASE) -> Path:
                 run, samples, metrics = root / "runs" / part, root / "samples" / part, root / "metrics" / part
                 for d in (run, samples, metrics):
                     d.mkdir(parents=True)
-                pd.DataFrame(metric_rows(ds, model, seed, swd_base)).to_csv(metrics / "metrics.csv", index=False)
+                rows = pd.DataFrame(metric_rows(ds, model, seed, swd_base))
+                for (s, n), frame in rows.groupby(["sampler", "steps"], sort=False):  # one file per setting
+                    frame.to_csv(metrics / f"{s}_{n}.csv", index=False)
                 steps = np.arange(0, 101, 10)
                 pd.DataFrame({"step": steps, "loss": 1.0 / (1 + steps) + 0.01 * seed, "wall_s": steps / 50}).to_csv(
                     run / "loss.csv", index=False)
@@ -90,8 +92,8 @@ def make_results(root: Path, swd_base: dict = SWD_BASE) -> Path:
                          "device": {"device": "cpu", "processor": "x86_64", "cpu_count": 2, "torch_threads": 1}}
                 (run / "train.json").write_text(json.dumps(train))
                 (run / "spec.json").write_text(json.dumps({"model": CONFIG["models"][model]}))
-                np.savez(samples / "samples.npz", **{f"{s}_{n}": rng.uniform(-1, 1, (64, dim)).astype(np.float32)
-                                                     for s, n in SETTINGS})
+                for s, n in SETTINGS:
+                    np.savez(samples / f"{s}_{n}.npz", x=rng.uniform(-1, 1, (64, dim)).astype(np.float32))
     bench = root / "bench"
     bench.mkdir()
     pd.DataFrame({"model": ["mlp", "res_net"], "n_params": [1002, 5002], "s_per_1000": [0.012345, 1.5],
@@ -100,7 +102,7 @@ def make_results(root: Path, swd_base: dict = SWD_BASE) -> Path:
 
 
 def run_tables(root: Path, **kwargs) -> list[Path]:
-    return write_tables(sorted(root.glob("metrics/*/*/*/metrics.csv")), sorted(root.glob("metrics/*/floor.csv")),
+    return write_tables(sorted(root.glob("metrics/*/*/*/*.csv")), sorted(root.glob("metrics/*/floor.csv")),
                         sorted(root.glob("runs/*/*/*")), root / "bench", root / "tables", **kwargs)
 
 
@@ -134,7 +136,7 @@ def test_fmt_number_and_escape():
 
 
 def test_summary_against_numpy_by_hand(results):
-    files = sorted(results.glob("metrics/*/*/*/metrics.csv"))
+    files = sorted(results.glob("metrics/*/*/*/*.csv"))
     summary = summarize(collect_metrics(files), collect_floors(sorted(results.glob("metrics/*/floor.csv"))))
     assert len(summary) == len(DATASETS) * len(MODELS) * len(SETTINGS) * 5 + len(MODELS) * len(SETTINGS) * 3
     for (ds, model), base in SWD_BASE.items():

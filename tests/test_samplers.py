@@ -13,7 +13,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from ttdm.samplers import SAMPLERS
+from ttdm.samplers import SAMPLERS, Denoiser
 from ttdm.samplers.ddim import ddim_step
 from ttdm.samplers.ddpm import ddpm_step
 from ttdm.samplers.timesteps import step_pairs, timesteps
@@ -103,7 +103,7 @@ def test_ddim_matches_diffusers(cfg, steps, spacing, eta):
         x = ours
     # whole trajectories; each side draws z from a generator seeded alike
     x_T = randn((16, 2), 1)
-    ours = SAMPLERS.get("ddim")(model, x_T, schedule, steps, generator=torch.Generator().manual_seed(2), eta=eta,
+    ours = SAMPLERS.get("ddim")(Denoiser(model, schedule), x_T, steps, generator=torch.Generator().manual_seed(2), eta=eta,
                                 spacing=spacing)
     ref.set_timesteps(steps)
     x, gen = x_T, torch.Generator().manual_seed(2)
@@ -161,7 +161,7 @@ def test_ddpm_matches_diffusers(cfg, steps, spacing, variance):
         x = ours
     # whole trajectories; each side draws z from a generator seeded alike
     x_T = randn((16, 2), 1)
-    ours = SAMPLERS.get("ddpm")(model, x_T, schedule, steps, generator=torch.Generator().manual_seed(2),
+    ours = SAMPLERS.get("ddpm")(Denoiser(model, schedule), x_T, steps, generator=torch.Generator().manual_seed(2),
                                 variance=variance, spacing=spacing)
     ref.set_timesteps(steps)
     x, gen = x_T, torch.Generator().manual_seed(2)
@@ -183,7 +183,7 @@ def test_samplers_turn_noise_into_the_data_distribution(kind, steps, knobs, tol)
     schedule = make_schedule({"kind": "cosine", "T": 200})
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(10000, 2, generator=gen, dtype=torch.float64)
-    out = SAMPLERS.get(kind)(exact_eps(schedule), x, schedule, steps, generator=gen, **knobs)
+    out = SAMPLERS.get(kind)(Denoiser(exact_eps(schedule), schedule), x, steps, generator=gen, **knobs)
     assert abs(out.std().item() - S) < tol
     assert abs(out.mean().item()) < 0.015
 
@@ -199,7 +199,7 @@ def test_samplers_keep_dtype_and_build_no_graph(kind):
         calls.append((x.dtype, t.dtype))
         return net(x)
 
-    out = SAMPLERS.get(kind)(model, torch.randn(4, 2), schedule, 5, generator=torch.Generator().manual_seed(0))
+    out = SAMPLERS.get(kind)(Denoiser(model, schedule), torch.randn(4, 2), 5, generator=torch.Generator().manual_seed(0))
     assert out.dtype == torch.float32 and not out.requires_grad
     assert calls == [(torch.float32, torch.float32)] * 5
 
@@ -216,4 +216,4 @@ def test_sampler_errors(kind, knobs, match):
     knobs = dict(knobs)
     steps = knobs.pop("steps", 10)
     with pytest.raises(ValueError, match=match):
-        SAMPLERS.get(kind)(lambda x, t: x, torch.zeros(2, 2), schedule, steps, **knobs)
+        SAMPLERS.get(kind)(Denoiser(lambda x, t: x, schedule), torch.zeros(2, 2), steps, **knobs)

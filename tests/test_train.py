@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import ttdm.train as train_mod
-from ttdm.methods import METHODS
+import ttdm.stages.train as train_mod
+from ttdm.methods.base import Context
+from ttdm.methods.ddpm import DDPM
+from ttdm.methods.regression import RegressionOptions
+from ttdm.runs import build_model, load_model, load_run
 from ttdm.schedules import make_schedule
-from ttdm.train import build_model, load_model, load_run, train
+from ttdm.stages.train import train
 
 SCHEDULE = {"kind": "linear", "T": 50, "beta_start": 1e-4, "beta_end": 0.2}
 MU, STD = np.array([1.0, -1.0]), 0.1  # the 2-D Gaussian training data N(MU, STD² I)
@@ -53,7 +56,8 @@ def test_ddpm_loss_matches_hand_computation() -> None:
     T, B = 50, 6
     x0 = torch.randn(B, 3, generator=torch.Generator().manual_seed(1))
     model = lambda x, t: x * t[:, None] - 0.5  # noqa: E731  a fixed "network" ε(x, t) = t x − 1/2
-    loss = METHODS.get("ddpm")().loss(model, x0, make_schedule(SCHEDULE), torch.Generator().manual_seed(7))
+    method = DDPM(RegressionOptions(), Context(spec={"schedule": SCHEDULE}, dim=3, image_shape=None))
+    loss = method.loss(model, x0, torch.Generator().manual_seed(7))
     # the same draws by hand: first i, then ε, from one generator; ᾱ from numpy
     g = torch.Generator().manual_seed(7)
     i = torch.randint(0, T, (B,), generator=g).numpy()
@@ -116,15 +120,16 @@ def test_resume_is_bit_identical(data_dir: Path, tmp_path: Path, monkeypatch: py
     assert record["resumed_from_step"] == 20
 
     a, b = _weights(full / "checkpoints" / "ckpt.pt"), _weights(parts / "checkpoints" / "ckpt.pt")
-    for key in ("model", "ema"):
-        assert a[key].keys() == b[key].keys()
-        for name in a[key]:
-            assert torch.equal(a[key][name], b[key][name]), (key, name)
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+    for key in ("parts", "ema"):
+        assert a[key]["denoiser"].keys() == b[key]["denoiser"].keys()
+        for name in a[key]["denoiser"]:
+            assert torch.equal(a[key]["denoiser"][name], b[key]["denoiser"][name]), (key, name)
+    opt_a, opt_b = a["optimizers"]["denoiser"], b["optimizers"]["denoiser"]
+    for sa, sb in zip(opt_a["state"].values(), opt_b["state"].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert torch.equal(a["generator"], b["generator"]) and torch.equal(a["losses"], b["losses"])
     ma, mb = _weights(full / "model.pt"), _weights(parts / "model.pt")
-    assert all(torch.equal(ma["ema"][k], mb["ema"][k]) for k in ma["ema"])
+    assert all(torch.equal(ma["parts"]["denoiser"][k], mb["parts"]["denoiser"][k]) for k in ma["parts"]["denoiser"])
 
     def loss_column(run: Path) -> list[tuple[str, str]]:
         with open(run / "loss.csv") as fh:
@@ -146,7 +151,7 @@ def test_a_checkpoint_of_another_spec_is_refused(data_dir: Path, tmp_path: Path)
 
 
 def test_a_diverging_loss_stops_with_the_step(data_dir: Path, tmp_path: Path) -> None:
-    spec = make_spec(steps=50, lr=1e12, grad_clip=None)
+    spec = make_spec(steps=50, lr=1e12, grad_clip=0)
     with pytest.raises(FloatingPointError, match=r"training loss is (nan|inf) at step \d+ of"):
         train(spec, data_dir, tmp_path)
     assert not (tmp_path / "model.pt").exists() and not (tmp_path / "loss.csv").exists()
@@ -165,7 +170,7 @@ def test_load_model_round_trip(tmp_path: Path, image: bool) -> None:
     # the EMA weights of the last checkpoint, in a freshly built network, give exactly the same outputs
     dim, shape = (64, (1, 8, 8)) if image else (2, None)
     reference = build_model(spec, dim, shape)
-    reference.load_state_dict(torch.load(run / "checkpoints" / "ckpt.pt", weights_only=True)["ema"])
+    reference.load_state_dict(torch.load(run / "checkpoints" / "ckpt.pt", weights_only=True)["ema"]["denoiser"])
     x, t = torch.randn(4, dim), torch.rand(4)
     with torch.no_grad():
         assert torch.equal(model(x, t), reference(x, t))
@@ -203,7 +208,8 @@ def test_every_tt_optimizer_lowers_the_validation_loss(data_dir, tmp_path, optim
     assert last < first and record["val_loss"] == pytest.approx(last)
     assert record["optimizer"] == optimizer and record["eps_rel_error"] is None  # no mixture in meta.json
     run = load_run(tmp_path / "run")  # the sampling weights come back, with the fitted input domain
-    assert torch.equal(run.model.lo, torch.load(tmp_path / "run" / "model.pt", weights_only=True)["ema"]["lo"])
+    stored = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["parts"]["denoiser"]
+    assert torch.equal(run.model.lo, stored["lo"])
     assert run.model.sigmas.shape == (SCHEDULE["T"],)
 
 
@@ -214,8 +220,8 @@ def test_tt_solver_resumes_bit_for_bit(data_dir, tmp_path, optimizer):
     assert train(spec, data_dir, tmp_path / "split", stop_after=2) == {"steps_done": 2, "complete": False}
     record = train(spec, data_dir, tmp_path / "split")
     assert record["resumed_from_step"] == 2
-    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["ema"]
-    b = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["ema"]
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["parts"]["denoiser"]
+    b = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["parts"]["denoiser"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

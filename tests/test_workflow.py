@@ -87,8 +87,9 @@ def test_dry_run_has_one_job_per_grid_point(root, tmp_path, tiny_config):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     # 8gaussians x mlp x 2 seeds + digits x unet x 2 seeds, and the TT grid: tt x {als, rgd} x 2 seeds,
     # the sweep's rank 3 (seed 0; rank 2 is the base run) and the isolation run
-    n_runs = 4 + 4 + 1 + 1
-    assert counts["train"] == str(n_runs) and counts["sample"] == str(n_runs) and counts["evaluate"] == str(n_runs)
+    n_runs, n_settings = 4 + 4 + 1 + 1, 3  # ddpm_200, ddim_5, ddim_20: one sample and one evaluate job each
+    assert counts["train"] == str(n_runs)
+    assert counts["sample"] == str(n_runs * n_settings) and counts["evaluate"] == str(n_runs * n_settings)
     assert counts["data"] == "2" and counts["floor"] == "2" and counts["paper"] == "1"
     assert counts["landscape"] == "2" and counts["tt_tables"] == "1" and counts["tt_figures"] == "1"
 
@@ -101,8 +102,9 @@ def test_pipeline_outputs_and_pdf_numbers(pipeline):
             run = results / "runs" / dataset / model / str(seed)
             assert (run / "model.pt").is_file() and (run / "loss.csv").is_file()
             assert json.loads((run / "spec.json").read_text())["seed"] == seed
-            metrics = pd.read_csv(results / "metrics" / dataset / model / str(seed) / "metrics.csv")
-            assert {"swd", "mmd", "energy", "time_per_sample_s"} <= set(metrics["metric"])
+            for setting in ("ddpm_200", "ddim_5", "ddim_20"):
+                metrics = pd.read_csv(results / "metrics" / dataset / model / str(seed) / f"{setting}.csv")
+                assert {"swd", "mmd", "energy", "time_per_sample_s"} <= set(metrics["metric"])
     for name in ("tt_comparison", "tt_grid", "tt_isolation", "tt_convergence"):
         assert len(pd.read_csv(results / "tables" / f"{name}.csv")), name
     for fig in ("tt_convergence_8gaussians", "tt_rank", "tt_isolation", "landscape"):
@@ -171,3 +173,86 @@ def test_killed_training_resumes_from_checkpoint(pipeline):
     info = json.loads((pipeline / "results/runs/8gaussians/mlp2/0/train.json").read_text())
     assert info["resumed_from_step"] and info["resumed_from_step"] > 0
     assert info["steps"] == 4000
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The contracts of the Method interface in the workflow: run dependencies, one job per sampler setting
+
+
+def small_config() -> dict:
+    """Two runs, one needing the other (a warm start), one sampler setting; seconds to run."""
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    config.update(
+        seeds=[0],
+        schedule={"kind": "linear", "T": 100, "beta_start": 0.0001, "beta_end": 0.1},
+        datasets={"8gaussians": {"kind": "8gaussians", "n_train": 200, "n_test": 100}},
+        models={"mlp": {"arch": "mlp", "hidden": 16, "depth": 2}},
+        optimizers={},
+        grid=[{"datasets": ["8gaussians"], "models": ["mlp"]},
+              {"datasets": ["8gaussians"], "models": ["mlp"], "training": {"init": "mlp", "steps": 10}, "tag": "ft"}],
+        training={"steps": 20, "batch_size": 32, "lr": 0.002, "checkpoint_every": 10, "log_every": 10},
+        sampling={"n_samples": 50, "samplers": {"ddim": {"kind": "ddim", "steps": [5]}}},
+        metrics={"swd": {}},
+    )
+    config.pop("landscape")
+    config["paper"] = {"main_models": ["mlp"]}
+    return config
+
+
+METRICS_TARGETS = ["results/metrics/8gaussians/mlp/0/ddim_5.csv", "results/metrics/8gaussians/mlp-ft/0/ddim_5.csv"]
+
+
+def planned(workdir: Path, *targets: str) -> dict[str, int]:
+    out = snakemake(workdir, "-n", *targets).stdout
+    return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", out, re.M) if k != "total"}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    root = Path(__file__).resolve().parents[1]
+    workdir = make_workdir(root, tmp_path_factory.mktemp("small"), small_config())
+    snakemake(workdir, *METRICS_TARGETS)
+    return workdir
+
+
+def test_a_needing_run_starts_from_the_run_it_needs(small):
+    spec = json.loads((small / "results/runs/8gaussians/mlp-ft/0/spec.json").read_text())
+    base = json.loads((small / "results/runs/8gaussians/mlp/0/spec.json").read_text())
+    from ttdm.io import spec_hash
+
+    assert spec["needs"] == {"init": {"model": "mlp", "spec_hash": spec_hash(base)}}
+    assert planned(small, *METRICS_TARGETS) == {}  # nothing to do
+
+
+def test_adding_a_sampler_setting_adds_jobs_and_reruns_none(small):
+    config = yaml.safe_load((small / "config.yaml").read_text())
+    config["sampling"]["samplers"]["ddim"]["steps"] = [5, 10]
+    config["sampling"]["samplers"]["ddpm"] = {"kind": "ddpm", "steps": [100]}
+    (small / "config.yaml").write_text(yaml.safe_dump(config))
+    try:
+        targets = [t.replace("ddim_5", k) for t in METRICS_TARGETS for k in ("ddim_5", "ddim_10", "ddpm_100")]
+        assert planned(small, *targets) == {"sample": 4, "evaluate": 4}  # 2 runs x 2 new settings, nothing else
+    finally:
+        (small / "config.yaml").write_text(yaml.safe_dump(small_config()))
+
+
+def test_retraining_a_needed_run_retrains_the_runs_that_need_it(small):
+    config = small_config()
+    config["grid"][0]["training"] = {"lr": 0.001}  # the needed run's spec changes
+    (small / "config.yaml").write_text(yaml.safe_dump(config))
+    try:
+        counts = planned(small, *METRICS_TARGETS)
+        assert counts["train"] == 2 and counts["sample"] == 2 and counts["evaluate"] == 2, counts
+    finally:
+        (small / "config.yaml").write_text(yaml.safe_dump(small_config()))
+
+
+def test_an_incompatible_sampler_is_refused_before_any_job(root, tmp_path):
+    config = small_config()
+    config["sampling"]["samplers"]["long"] = {"kind": "ddpm", "steps": [1000], "methods": ["ddpm"]}
+    workdir = make_workdir(root, tmp_path / "bad", config)
+    proc = snakemake(workdir, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "sampling.samplers.long: cannot sample 'mlp'" in out, out
+    assert "1000 steps exceed the schedule's T = 100" in out and "Traceback" not in out
+    assert not (workdir / "results").exists()

@@ -23,6 +23,13 @@ def _spec(text: str) -> dict[str, Any]:
     return spec
 
 
+def _role_dir(text: str) -> tuple[str, Path]:
+    role, sep, path = text.partition("=")
+    if not sep or not role or not path:
+        raise argparse.ArgumentTypeError(f"--needs takes ROLE=RUN_DIR, got {text!r}")
+    return role, Path(path)
+
+
 def cmd_check_config(args: argparse.Namespace) -> None:
     from ttdm.config import load_config, runs
 
@@ -32,32 +39,32 @@ def cmd_check_config(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from ttdm.data.prepare import prepare_dataset
+    from ttdm.stages.data import prepare_dataset
 
     meta = prepare_dataset(args.spec, args.out)
     print(f"{args.out}: {meta['n_train']} train, {meta['n_test']} test, {meta['n_floor']} floor rows, D = {meta['dim']}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from ttdm.train import train
+    from ttdm.stages.train import train
 
-    train(args.spec, args.data, args.out)
+    train(args.spec, args.data, args.out, needs=dict(args.needs or []))
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from ttdm.generate import generate
+    from ttdm.stages.sample import generate
 
     generate(args.spec, args.run, args.out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ttdm.evaluation import evaluate_run
+    from ttdm.stages.evaluate import evaluate_run
 
-    evaluate_run(args.spec, samples_dir=args.samples, data_dir=args.data, out=args.out)
+    evaluate_run(args.spec, samples=args.samples, data_dir=args.data, out=args.out)
 
 
 def cmd_floor(args: argparse.Namespace) -> None:
-    from ttdm.evaluation import evaluate_floor
+    from ttdm.stages.evaluate import evaluate_floor
 
     evaluate_floor(args.spec, data_dir=args.data, out=args.out)
 
@@ -88,13 +95,13 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from ttdm.bench import run_benchmarks
+    from ttdm.stages.bench import run_benchmarks
 
     run_benchmarks(args.spec, args.out, data_root=args.data)
 
 
 def cmd_complexity(args: argparse.Namespace) -> None:
-    from ttdm.bench import complexity
+    from ttdm.stages.complexity import complexity
 
     complexity(args.spec, args.data, args.out)
 
@@ -108,7 +115,7 @@ def cmd_paper(args: argparse.Namespace) -> None:
 
 
 def cmd_landscape(args: argparse.Namespace) -> None:
-    from ttdm.landscape import write_landscape
+    from ttdm.stages.landscape import write_landscape
 
     df = write_landscape(args.run, args.data, args.out, n=args.n, span=args.span, n_points=args.points,
                          seed=args.seed, device=args.device)
@@ -141,13 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", type=_spec, required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--needs", type=_role_dir, nargs="*", default=[], metavar="ROLE=RUN_DIR",
+                   help="the finished runs this run needs (its spec's needs), by role")
 
-    p = add("sample", cmd_sample, "draw samples from a trained run with every configured sampler")
+    p = add("sample", cmd_sample, "draw samples from a trained run with one sampler setting")
     p.add_argument("--spec", type=_spec, required=True)
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
-    p = add("evaluate", cmd_evaluate, "compute the metrics of a run's samples against the test split")
+    p = add("evaluate", cmd_evaluate, "compute the metrics of one setting's samples against the test split")
     p.add_argument("--spec", type=_spec, required=True)
     p.add_argument("--samples", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)

@@ -1,19 +1,24 @@
 # Everything that is not a rule: config validation, the grid, wildcard constraints, input and params functions.
 import json
 import os
+import sys
 from pathlib import Path
 
 from ttdm import config as cfg
 
 # Validate before any job starts: unknown keys, wrong types, unknown component names, a grid naming undefined
 # datasets/models... are all reported at once with their key paths (ttdm.config.validate_config).
-config.update(
-    cfg.validate_config(
-        config,
-        source=", ".join(map(str, workflow.configfiles)) or "config",
-        schema_path=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+try:
+    config.update(
+        cfg.validate_config(
+            config,
+            source=", ".join(map(str, workflow.configfiles)) or "config",
+            schema_path=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+        )
     )
-)
+except cfg.ConfigError as err:  # the message names every bad key: no traceback to read through
+    sys.stderr.write(f"{err}\n")
+    sys.exit(1)
 
 RUNS = list(cfg.runs(config))  # (dataset, model, seed) of every training job
 MAIN_MODELS = cfg.main_models(config)  # models of the main table and the per-dataset figures
@@ -27,6 +32,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
     model=r"[A-Za-z0-9_-]+",
     seed=r"\d+",
+    setting=r"[A-Za-z0-9_-]+_\d+",
 
 
 def run_paths(pattern):
@@ -34,15 +40,40 @@ def run_paths(pattern):
     return [pattern.format(dataset=d, model=m, seed=s) for d, m, s in RUNS]
 
 
+SETTINGS = {(d, m): cfg.run_settings(config, d, m) for d, m in dict.fromkeys((d, m) for d, m, _ in RUNS)}
+
+
+def setting_paths(pattern, runs=None):
+    """`pattern` formatted for every sampler setting of every training run (or of `runs`)."""
+    return [
+        pattern.format(dataset=d, model=m, seed=s, setting=k) for d, m, s in (runs or RUNS) for k in SETTINGS[(d, m)]
+    ]
+
+
+def run_needs(wildcards):
+    """The model.pt of every run this run needs (same dataset and seed), by role."""
+    needs = cfg.needs_of(config, wildcards.dataset, wildcards.model)
+    return {role: f"results/runs/{wildcards.dataset}/{m}/{wildcards.seed}/model.pt" for role, m in needs.items()}
+
+
+def needs_args(wildcards, input):
+    """--needs ROLE=RUN_DIR for every needed run (empty when none)."""
+    needs = cfg.needs_of(config, wildcards.dataset, wildcards.model)
+    return " ".join(f"{role}={os.path.dirname(input[role])}" for role in needs)
+
+
 def dataset_runs(pattern):
-    """An input function: `pattern` formatted for every run on the job's dataset."""
+    """An input function: `pattern` formatted for every main-model run on the job's dataset (and every setting)."""
 
     def inputs(wildcards):
-        return [
-            pattern.format(dataset=d, model=m, seed=s) for d, m, s in RUNS if d == wildcards.dataset and m in MAIN_MODELS
-        ]
+        runs = [(d, m, s) for d, m, s in RUNS if d == wildcards.dataset and m in MAIN_MODELS]
+        return setting_paths(pattern, runs) if "{setting}" in pattern else run_paths_of(pattern, runs)
 
     return inputs
+
+
+def run_paths_of(pattern, runs):
+    return [pattern.format(dataset=d, model=m, seed=s) for d, m, s in runs]
 
 
 def dataset_models(wildcards):
@@ -69,7 +100,7 @@ def run_spec(wildcards):
 
 
 def sample_spec(wildcards):
-    return as_json(cfg.sample_spec(config, wildcards.dataset, int(wildcards.seed)))
+    return as_json(cfg.sample_spec(config, wildcards.dataset, int(wildcards.seed), wildcards.setting))
 
 
 def eval_spec(wildcards):

@@ -1,26 +1,25 @@
 rule evaluate:
-    """Metrics of one run's samples against the test split (long CSV: sampler, steps, nfe, metric, value)."""
+    """Metrics of one setting's samples against the test split (long CSV: sampler, steps, nfe, metric, value)."""
     input:
-        samples="results/samples/{dataset}/{model}/{seed}/samples.npz",
-        info="results/samples/{dataset}/{model}/{seed}/samples.json",
+        samples="results/samples/{dataset}/{model}/{seed}/{setting}.npz",
+        info="results/samples/{dataset}/{model}/{seed}/{setting}.json",
         test="results/data/{dataset}/test.npy",
         meta="results/data/{dataset}/meta.json",
     output:
-        "results/metrics/{dataset}/{model}/{seed}/metrics.csv",
+        "results/metrics/{dataset}/{model}/{seed}/{setting}.csv",
     params:
         spec=eval_spec,
-        samples=subpath(input.samples, parent=True),
         data=subpath(input.meta, parent=True),
     resources:
         **job_resources("evaluate"),
     conda:
         CONDA_ENV
     log:
-        "logs/evaluate/{dataset}/{model}/{seed}.log",
+        "logs/evaluate/{dataset}/{model}/{seed}/{setting}.log",
     benchmark:
-        "benchmarks/evaluate/{dataset}/{model}/{seed}.tsv"
+        "benchmarks/evaluate/{dataset}/{model}/{seed}/{setting}.tsv"
     shell:
-        "ttdm evaluate --spec {params.spec:q} --samples {params.samples:q} --data {params.data:q}"
+        "ttdm evaluate --spec {params.spec:q} --samples {input.samples:q} --data {params.data:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 

@@ -10,7 +10,7 @@ localrules:
 rule tables:
     """Every metric and run aggregated: CSV and booktabs LaTeX, mean ± std over seeds and multiples of the floor."""
     input:
-        metrics=run_paths("results/metrics/{dataset}/{model}/{seed}/metrics.csv"),
+        metrics=setting_paths("results/metrics/{dataset}/{model}/{seed}/{setting}.csv"),
         floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
         runs=run_paths("results/runs/{dataset}/{model}/{seed}/train.json"),
         bench=BENCH_FILES,
@@ -59,9 +59,9 @@ rule bench:
 rule figures:
     """Samples over data, loss curves and SWD vs NFE of one dataset (PDF for the paper, PNG for the report)."""
     input:
-        samples=dataset_runs("results/samples/{dataset}/{model}/{seed}/samples.npz"),
+        samples=dataset_runs("results/samples/{dataset}/{model}/{seed}/{setting}.npz"),
         loss=dataset_runs("results/runs/{dataset}/{model}/{seed}/loss.csv"),
-        metrics=dataset_runs("results/metrics/{dataset}/{model}/{seed}/metrics.csv"),
+        metrics=dataset_runs("results/metrics/{dataset}/{model}/{seed}/{setting}.csv"),
         floor="results/metrics/{dataset}/floor.csv",
         test="results/data/{dataset}/test.npy",
     output:

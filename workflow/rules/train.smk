@@ -1,6 +1,7 @@
 rule train:
-    """One training run (dataset x model x seed); resumes from results/runs/.../checkpoints/ckpt.pt if killed."""
+    """One training run (dataset x model x seed), after the runs its method needs; resumes from its checkpoint."""
     input:
+        unpack(run_needs),
         train="results/data/{dataset}/train.npy",
         meta="results/data/{dataset}/meta.json",
     output:
@@ -11,6 +12,7 @@ rule train:
         spec=run_spec,
         data=subpath(input.meta, parent=True),
         out=subpath(output.model, parent=True),
+        needs=needs_args,
     resources:
         **job_resources("train", threads=config["threads"], gpu=True),
     conda:
@@ -21,4 +23,5 @@ rule train:
         "benchmarks/train/{dataset}/{model}/{seed}.tsv"
     threads: config["threads"]
     shell:
-        "ttdm train --spec {params.spec:q} --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
+        "ttdm train --spec {params.spec:q} --data {params.data:q} --out {params.out:q} --needs {params.needs}"
+        " > {log:q} 2>&1"

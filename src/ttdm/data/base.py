@@ -2,7 +2,7 @@
 
 A loader is registered with ``@DATASETS.register(kind)`` on a function ``load(cfg: dict) -> Dataset``; ``cfg`` holds
 the dataset's own options from the config (``noise``, ``path``, ...), never the split sizes or the seed, which the
-data stage (:mod:`ttdm.data.prepare`) handles. A loader draws nothing: generated sets return a sampler, real sets
+data stage (:mod:`ttdm.stages.data`) handles. A loader draws nothing: generated sets return a sampler, real sets
 their rows, and the data stage does every random split and draw with its own seeded generators.
 """
 

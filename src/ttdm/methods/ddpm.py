@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ttdm.methods import METHODS, RegressionMethod
-from ttdm.schedules import NoiseSchedule
+from ttdm.methods import METHODS
+from ttdm.methods.regression import RegressionMethod
 
 
 @METHODS.register("ddpm")
@@ -18,6 +18,5 @@ class DDPM(RegressionMethod):
     the learning rate does not depend on the data dimension).  The target is the drawn noise ε.
     """
 
-    def target(self, x0: torch.Tensor, x_t: torch.Tensor, i: torch.Tensor, eps: torch.Tensor,
-               schedule: NoiseSchedule) -> torch.Tensor:
+    def target(self, x0: torch.Tensor, x_t: torch.Tensor, i: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         return eps

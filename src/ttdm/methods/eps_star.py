@@ -11,31 +11,29 @@ error alone; L_DDPM = L* + E‖ε − ε*‖² up to sampling noise.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ttdm.data.mixture import GaussianMixture
-from ttdm.methods import METHODS, RegressionMethod
-from ttdm.schedules import NoiseSchedule
+from ttdm.methods import METHODS
+from ttdm.methods.base import Context
+from ttdm.methods.regression import RegressionMethod, RegressionOptions
 
 
 @METHODS.register("eps_star")
 class EpsStar(RegressionMethod):
     """Target ε*(x_t, i) of the dataset's mixture (stored in its meta.json)."""
 
-    def __init__(self, mixture: GaussianMixture) -> None:
-        self.mixture = mixture
+    def __init__(self, options: RegressionOptions, ctx: Context) -> None:
+        super().__init__(options, ctx)
+        self.mixture = None
+        if ctx.data is not None:  # training needs the mixture; sampling a finished run does not
+            if not ctx.meta.get("mixture"):
+                raise ValueError(
+                    f"method 'eps_star' needs a Gaussian-mixture dataset with a known density; "
+                    f"{ctx.meta.get('name', 'this dataset')!r} has none (use it on 8gaussians, 25gaussians, "
+                    f"gaussians_nd)"
+                )
+            self.mixture = GaussianMixture.from_dict(ctx.meta["mixture"])
 
-    @classmethod
-    def from_data(cls, meta: dict[str, Any]) -> "EpsStar":
-        if not meta.get("mixture"):
-            raise ValueError(
-                f"method 'eps_star' needs a Gaussian-mixture dataset with a known density; "
-                f"{meta.get('name', 'this dataset')!r} has none (use it on 8gaussians, 25gaussians, gaussians_nd)"
-            )
-        return cls(GaussianMixture.from_dict(meta["mixture"]))
-
-    def target(self, x0: torch.Tensor, x_t: torch.Tensor, i: torch.Tensor, eps: torch.Tensor,
-               schedule: NoiseSchedule) -> torch.Tensor:
-        return self.mixture.eps_star(x_t, i, schedule)
+    def target(self, x0: torch.Tensor, x_t: torch.Tensor, i: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return self.mixture.eps_star(x_t, i, self.schedule)

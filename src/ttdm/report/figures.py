@@ -182,11 +182,11 @@ def write_figures(
             data_dir = results / "data" / ds
             samples = {}
             for model_dir in model_dirs(results / "samples" / ds):
-                seeds = [s for s in sorted_dirs(model_dir) if (s / "samples.npz").is_file()]
+                seeds = [s for s in sorted_dirs(model_dir) if any(s.glob("*.npz"))]
                 if seeds:
-                    with np.load(seeds[0] / "samples.npz") as npz:
-                        key = pick_key(list(npz.files), main)
-                        samples[model_dir.name] = (npz[key], key)
+                    key = pick_key([f.stem for f in seeds[0].glob("*.npz")], main)
+                    with np.load(seeds[0] / f"{key}.npz") as npz:
+                        samples[model_dir.name] = (npz["x"], key)
             if samples and (data_dir / "test.npy").is_file() and (data_dir / "meta.json").is_file():
                 keys = sorted({k for _, k in samples.values()})
                 fig = plot_samples(np.load(data_dir / "test.npy"), load_json(data_dir / "meta.json"),
@@ -197,7 +197,7 @@ def write_figures(
             losses = {m: frames for m, frames in losses.items() if frames}
             if losses:
                 written += save_figure(plot_loss(losses, f"{ds}: training loss"), out, f"{ds}_loss")
-            files = [f for m in model_dirs(results / "metrics" / ds) for f in sorted(m.glob("*/metrics.csv"))]
+            files = [f for m in model_dirs(results / "metrics" / ds) for f in sorted(m.glob("*/*.csv"))]
             metrics = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
             if metrics is not None and (metrics["metric"] == "swd").any():
                 floor_file = results / "metrics" / ds / "floor.csv"

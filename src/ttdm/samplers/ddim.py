@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from ttdm.samplers import SAMPLERS
-from ttdm.samplers.timesteps import step_pairs
+from ttdm.options import option
+from ttdm.samplers import SAMPLERS, Denoiser
+from ttdm.samplers.timesteps import SPACINGS, step_pairs
 from ttdm.schedules import NoiseSchedule
 
 
@@ -38,18 +40,23 @@ def ddim_step(
     return x_prev + std * noise if std > 0 else x_prev
 
 
-@SAMPLERS.register("ddim")
+@dataclass(frozen=True)
+class DDIMOptions:
+    eta: float = option(0.0, "noise scale: 0 deterministic DDIM, 1 DDPM-like", min=0.0, max=1.0)
+    spacing: str = option("trailing", "which steps are visited (ttdm.samplers.timesteps)", choices=SPACINGS)
+
+
+@SAMPLERS.register("ddim", options=DDIMOptions)
 def sample_ddim(
-    model,
+    denoiser: Denoiser,
     x: torch.Tensor,
-    schedule: NoiseSchedule,
     steps: int,
     *,
     generator: torch.Generator | None = None,
     eta: float = 0.0,
     spacing: str = "trailing",
 ) -> torch.Tensor:
-    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` DDIM steps; ``model(x, t)`` predicts ε at t = (i+1)/T.
+    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` DDIM steps; ``denoiser(x, t)`` predicts ε at t = (i+1)/T on ``denoiser.schedule``.
 
     Knobs: ``eta`` ∈ [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), ``spacing`` of
     :func:`ttdm.samplers.timesteps.timesteps`.  Each step goes to the next visited step, the last one to ᾱ = 1
@@ -59,6 +66,7 @@ def sample_ddim(
     """
     if not 0 <= eta <= 1:
         raise ValueError(f"DDIM eta must lie in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}")
+    schedule = denoiser.schedule
     pairs = step_pairs(schedule.T, steps, spacing)
     with torch.no_grad():
         for i, prev in tqdm(pairs, desc="ddim", leave=False, disable=not sys.stderr.isatty()):
@@ -66,5 +74,5 @@ def sample_ddim(
             noise = None
             if eta > 0 and prev >= 0:
                 noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = ddim_step(model(x, t), x, i, prev, schedule, eta=eta, noise=noise)
+            x = ddim_step(denoiser(x, t), x, i, prev, schedule, eta=eta, noise=noise)
     return x

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from ttdm.samplers import SAMPLERS
-from ttdm.samplers.timesteps import step_pairs
+from ttdm.options import option
+from ttdm.samplers import SAMPLERS, Denoiser
+from ttdm.samplers.timesteps import SPACINGS, step_pairs
 from ttdm.schedules import NoiseSchedule
 
 VARIANCES = ("fixed_small", "fixed_large")
@@ -46,28 +48,34 @@ def ddpm_step(
     return mean + var**0.5 * noise
 
 
-@SAMPLERS.register("ddpm")
+@dataclass(frozen=True)
+class DDPMOptions:
+    variance: str = option("fixed_small", "posterior variance β̃ (fixed_small) or β (fixed_large)", choices=VARIANCES)
+    spacing: str = option("trailing", "which steps are visited (ttdm.samplers.timesteps)", choices=SPACINGS)
+
+
+@SAMPLERS.register("ddpm", options=DDPMOptions)
 def sample_ddpm(
-    model,
+    denoiser: Denoiser,
     x: torch.Tensor,
-    schedule: NoiseSchedule,
     steps: int,
     *,
     generator: torch.Generator | None = None,
     variance: str = "fixed_small",
     spacing: str = "trailing",
 ) -> torch.Tensor:
-    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` ancestral steps; ``model(x, t)`` predicts ε at t = (i+1)/T.
+    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` ancestral steps; ``denoiser(x, t)`` predicts ε at t = (i+1)/T on ``denoiser.schedule``.
 
     Knobs: ``variance`` in ("fixed_small", "fixed_large"), ``spacing`` of :func:`ttdm.samplers.timesteps.timesteps`.
     Each step goes to the next visited step (as diffusers' DDPMScheduler), the last one to ᾱ = 1 without noise,
     which then returns x̂_0 (diffusers adds noise there whenever that step is not 0, e.g. for "trailing").  Noise
     z ~ N(0, I) is drawn from ``generator`` on x's device at every step but the last.  Returns x_0: (B, D).
     """
+    schedule = denoiser.schedule
     pairs = step_pairs(schedule.T, steps, spacing)
     with torch.no_grad():
         for i, prev in tqdm(pairs, desc="ddpm", leave=False, disable=not sys.stderr.isatty()):
             t = schedule.time(torch.full((len(x),), i)).to(x.device)
             noise = None if prev < 0 else torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = ddpm_step(model(x, t), x, i, prev, schedule, variance=variance, noise=noise)
+            x = ddpm_step(denoiser(x, t), x, i, prev, schedule, variance=variance, noise=noise)
     return x

@@ -1,6 +1,6 @@
-"""The metrics stage: score a run's samples, and the data floor, against the test split.
+"""The metrics stage: score one sampler setting of a run, and the data floor, against the test split.
 
-Reads result files only (samples.npz/json, test.npy, floor.npy, meta.json) and writes long-format CSVs
+Reads result files only (the setting's .npz/.json, test.npy, floor.npy, meta.json) and writes long-format CSVs
 (`dataset, model, seed, sampler, steps, nfe, metric, value`; the floor: `dataset, metric, value`).
 """
 
@@ -32,26 +32,23 @@ def _load_split(data_dir: Path, name: str) -> np.ndarray:
     return np.load(data_dir / f"{name}.npy", allow_pickle=False)
 
 
-def evaluate_run(spec: dict[str, Any], *, samples_dir: str | Path, data_dir: str | Path, out: str | Path) -> Path:
-    """Score every sampler setting of one run; spec = {"metrics": {name: options}, "seed": int}.
+def evaluate_run(spec: dict[str, Any], *, samples: str | Path, data_dir: str | Path, out: str | Path) -> Path:
+    """Score one sampler setting of one run; spec = {"metrics": {name: options}, "seed": int}.
 
-    The run's dataset, model and seed are read from samples.json; NFE and time per sample are reported as metrics
-    beside the sample-quality ones.
+    ``samples`` is the setting's ``.npz``; its ``.json`` record beside it gives the run's dataset, model and seed,
+    the sampler, steps, NFE and time per sample, which are reported beside the sample-quality metrics.
     """
-    samples_dir, data_dir, out = Path(samples_dir), Path(data_dir), Path(out)
+    samples, data_dir, out = Path(samples), Path(data_dir), Path(out)
     meta = load_json(data_dir / "meta.json")
     test = _load_split(data_dir, "test")
-    record = load_json(samples_dir / "samples.json")
-    keys = {k: record[k] for k in ("dataset", "model", "seed")}
-    rows: list[dict[str, Any]] = []
-    with np.load(samples_dir / "samples.npz", allow_pickle=False) as samples:
-        for entry in record["entries"]:
-            values = evaluate(samples[entry["key"]], test, meta=meta, metrics=spec["metrics"], seed=spec["seed"])
-            values["time_per_sample_s"] = entry["time_per_sample_s"]
-            setting = {**keys, "sampler": entry["sampler"], "steps": entry["steps"], "nfe": entry["nfe"]}
-            rows += long_rows(values, **setting)
-    _write_csv(out, RUN_COLUMNS, rows)
-    save_json(out.with_name("spec.json"), spec)
+    record = load_json(samples.with_suffix(".json"))
+    with np.load(samples, allow_pickle=False) as npz:
+        x = npz["x"]
+    values = evaluate(x, test, meta=meta, metrics=spec["metrics"], seed=spec["seed"])
+    values["time_per_sample_s"] = record["time_per_sample_s"]
+    setting = {k: record[k] for k in ("dataset", "model", "seed", "sampler", "steps", "nfe")}
+    _write_csv(out, RUN_COLUMNS, long_rows(values, **setting))
+    save_json(out.with_name(out.stem + ".spec.json"), spec)
     return out
 
 

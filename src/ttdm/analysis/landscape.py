@@ -31,10 +31,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ttdm.io import atomic_write, load_json, save_json, spec_hash
-from ttdm.methods import METHODS
-from ttdm.schedules import make_schedule
-from ttdm.train import load_run
+from ttdm.io import load_json, spec_hash
+from ttdm.methods.base import Context
+from ttdm.runs import load_run, make_method
 
 Direction = list[torch.Tensor]
 
@@ -99,11 +98,12 @@ def _fixed_triplets(run_spec: dict[str, Any], data_dir: Path, n_points: int, see
     if data.ndim != 2 or data.shape[1] != int(meta["dim"]):
         raise ValueError(f"{data_dir / 'train.npy'}: shape {data.shape} does not match dim {meta['dim']}")
     x_train = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))  # (N, D)
-    method = METHODS.get(run_spec["method"]).from_data(meta)
-    schedule = make_schedule(run_spec["schedule"])
+    image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
+    ctx = Context(spec=run_spec, dim=int(meta["dim"]), image_shape=image_shape, meta=meta, data=x_train)
+    method = make_method(run_spec, ctx)
     gen = torch.Generator().manual_seed(int(spec_hash(["landscape-triplets", int(seed)], 15), 16))
     idx = torch.randint(0, x_train.shape[0], (int(n_points),), generator=gen)
-    return method.triplets(x_train[idx], schedule, gen)
+    return method.triplets(x_train[idx], gen)
 
 
 def landscape(
@@ -142,28 +142,4 @@ def landscape(
     alpha, beta = np.meshgrid(grid, grid, indexing="ij")
     df = pd.DataFrame({"alpha": alpha.ravel(), "beta": beta.ravel(), "loss": surface.ravel()})
     df.attrs.update(loss_at_minimum=at_minimum, spec=run.spec)
-    return df
-
-
-def write_landscape(
-    run_dir: str | Path,
-    data_dir: str | Path,
-    out_csv: str | Path,
-    *,
-    n: int = 21,
-    span: float = 1.0,
-    n_points: int = 4096,
-    seed: int = 0,
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """:func:`landscape`, written to ``out_csv`` (alpha, beta, loss) and ``out_csv`` with suffix .json:
-    {"model", "arch", "dataset", "seed", "n", "span", "n_points", "loss_at_minimum"} (both atomically)."""
-    out_csv = Path(out_csv)
-    df = landscape(run_dir, data_dir, n=n, span=span, n_points=n_points, seed=seed, device=device)
-    spec = df.attrs["spec"]
-    record = {"model": spec["model"], "arch": spec["arch"], "dataset": spec["dataset"], "seed": int(seed),
-              "n": int(n), "span": float(span), "n_points": int(n_points),
-              "loss_at_minimum": float(df.attrs["loss_at_minimum"])}
-    atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
-    save_json(out_csv.with_suffix(".json"), record)
     return df

@@ -45,6 +45,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ttdm.analysis.profiling import peak_memory, rss_mb
+
 BASIS_FLOPS = 3  # per basis value: one step of a three-term recursion
 SCALE_FLOPS = 4  # per coordinate: z = 2 (x − lo)/(hi − lo) − 1 and the clamp
 LOSS_FLOPS = 3  # per residual entry: difference, square, mean
@@ -253,9 +255,7 @@ def _release_memory() -> None:
 
 
 def _current_mb(device: str) -> float:
-    from ttdm.bench import _rss_mb
-
-    return torch.cuda.memory_allocated() / 2**20 if device == "cuda" else _rss_mb()
+    return torch.cuda.memory_allocated() / 2**20 if device == "cuda" else rss_mb()
 
 
 def _inputs(n: int, dim: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -274,14 +274,13 @@ def train_memory_mb(
 
     Built inside the measurement: the model (``build_model(spec)``) and, for adam/sgd, ``steps`` steps of the MSE
     loss on random batches of ``batch_size``; for als/rgd the regression features of ``n_fit`` random rows and one
-    ALS sweep / one Riemannian iteration.  CPU: polled RSS (``ttdm.bench.peak_memory``); CUDA: allocator peak.
+    ALS sweep / one Riemannian iteration.  CPU: polled RSS (``ttdm.analysis.profiling.peak_memory``); CUDA: allocator peak.
     """
-    from ttdm.bench import peak_memory
-    from ttdm.train import build_model
-
     _release_memory()
     base = _current_mb(device)
     with peak_memory(device) as mem:
+        from ttdm.runs import build_model
+
         model = build_model(spec, dim, image_shape).to(device)
         if optimizer in ("als", "rgd"):
             from ttdm.tt import als, riemannian
@@ -315,17 +314,18 @@ def model_complexity(
     Returns {"optimizer", "n_params", "flops_forward" (one sample: analytic for tt, measured for networks),
     "flops_train_step" (adam/sgd: measured forward + backward of a batch of ``batch_size``; als: one sweep on
     ``n_fit`` points; rgd: one iteration with one Armijo trial), "peak_train_mem_mb" (:func:`train_memory_mb`;
-    NaN without ``memory``)}.  ``n_fit`` defaults to the training stage's (``ttdm.train.SOLVER_DEFAULTS``).
+    NaN without ``memory``)}.  ``n_fit`` defaults to the regression method's (``RegressionOptions.n_fit``).
     """
     from ttdm.models.embeddings import count_parameters
-    from ttdm.train import GRADIENT_OPTIMIZERS, SOLVER_DEFAULTS, SOLVER_OPTIMIZERS, build_model
+    from ttdm.methods.regression import GRADIENT_OPTIMIZERS, SOLVER_OPTIMIZERS, RegressionOptions
+    from ttdm.runs import build_model
 
     optimizer = optimizer or "adam"
     if optimizer not in GRADIENT_OPTIMIZERS + SOLVER_OPTIMIZERS:
         raise ValueError(f"optimizer {optimizer!r}; allowed: {', '.join(GRADIENT_OPTIMIZERS + SOLVER_OPTIMIZERS)}")
     if optimizer in SOLVER_OPTIMIZERS and arch != "tt":
         raise ValueError(f"optimizer {optimizer!r} fits tensor-train models only (arch 'tt'), not {arch!r}")
-    n_fit = int(n_fit or SOLVER_DEFAULTS["n_fit"])
+    n_fit = int(n_fit or RegressionOptions.n_fit)
     spec = {"arch": arch, "model_cfg": model_cfg, "seed": 0}
     model = build_model(spec, dim, image_shape).to(device)
     x, t, target = _inputs(batch_size, dim, device)

@@ -1,0 +1,1 @@
+"""Measurements of models that are not a pipeline stage themselves: FLOPs, memory, loss landscapes."""

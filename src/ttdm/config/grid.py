@@ -1,0 +1,140 @@
+"""The grid: blocks of datasets × models × seeds, expanded (optimizers, sweeps, tags) into plain blocks and runs."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+def _name_part(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(value))
+
+
+def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Expand grid blocks with ``optimizers``, ``sweep`` or ``tag`` into plain blocks of generated models.
+
+    A block {models: [tt], sweep: {rank: [2, 4]}, optimizers: [als, rgd], tag: iso} yields the models
+    tt-rank2-als-iso, tt-rank2-rgd-iso, ... (a swept value equal to the base model's own adds no suffix, so the
+    same model trained in two blocks is one run), each in its own block whose training is the block's overridden
+    by the optimizer's.  Plain blocks pass through.  Returns (config, errors).
+    """
+    errors: list[str] = []
+    models = dict(config["models"])
+    grid = []
+    for b, block in enumerate(config["grid"]):
+        if not ({"optimizers", "sweep", "tag"} & set(block)):
+            grid.append(block)
+            continue
+        for opt in block.get("optimizers", []):
+            if opt not in config["optimizers"]:
+                known = ", ".join(sorted(config["optimizers"])) or "(none defined)"
+                errors.append(f"grid.{b}.optimizers: {opt!r} is not defined under optimizers; defined: {known}")
+        if errors:
+            continue
+        sweep = block.get("sweep", {})
+        combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())] or [{}]
+        for base in block["models"]:
+            base_cfg = config["models"][base]
+            for combo in combos:
+                changed = {k: v for k, v in combo.items() if base_cfg.get(k) != v}
+                name = base + "".join(f"-{_name_part(k)}{_name_part(v)}" for k, v in changed.items())
+                cfg = {**base_cfg, **combo}
+                for opt in block.get("optimizers", [None]):
+                    full = name + (f"-{opt}" if opt else "") + (f"-{block['tag']}" if block.get("tag") else "")
+                    if full in models and models[full] != cfg:
+                        errors.append(f"grid.{b}: generated model {full!r} clashes with a different model of that name")
+                        continue
+                    models[full] = cfg
+                    training = {**(block.get("training") or {}), **(config["optimizers"][opt] if opt else {})}
+                    variant = {"base": base, "optimizer": opt, "sweep": changed, "tag": block.get("tag")}
+                    plain = {"datasets": block["datasets"], "models": [full], "variant": variant}
+                    if training:
+                        plain["training"] = training
+                    if "seeds" in block:
+                        plain["seeds"] = block["seeds"]
+                    grid.append(plain)
+    land = config.get("landscape")
+    if land:
+        trained = {(d, m, s) for blk in grid for d in blk["datasets"] for m in blk["models"]
+                   for s in blk.get("seeds") or config["seeds"]}
+        for name in land["models"]:
+            if (land["dataset"], name, land.get("seed", 0)) not in trained:
+                errors.append(f"landscape.models: {name!r} is not trained on {land['dataset']!r} with seed "
+                              f"{land.get('seed', 0)} by the grid")
+    for name in config.get("paper", {}).get("main_models", []):
+        if name not in models:
+            errors.append(f"paper.main_models: {name!r} is not a model; defined: {', '.join(sorted(models))}")
+    return {**config, "models": models, "grid": grid}, errors
+
+
+
+
+def runs(config: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
+    """(dataset, model, seed) for every training job, each once, in grid order."""
+    seen = set()
+    for block in config["grid"]:
+        for dataset in block["datasets"]:
+            for model in block["models"]:
+                for seed in block.get("seeds") or config["seeds"]:
+                    if (dataset, model, seed) not in seen:
+                        seen.add((dataset, model, seed))
+                        yield dataset, model, seed
+
+
+def used_datasets(config: dict[str, Any]) -> list[str]:
+    """Datasets that some grid block trains on, in config order."""
+    used = {d for block in config["grid"] for d in block["datasets"]}
+    return [d for d in config["datasets"] if d in used]
+
+
+def n_eval(config: dict[str, Any], dataset: str) -> int:
+    """Number of model samples evaluated on ``dataset``, which is also the size of its data floor."""
+    return config["datasets"][dataset].get("n_eval") or config["sampling"]["n_samples"]
+
+
+def block_for(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
+    """The first grid block that trains ``model`` on ``dataset`` (it sets the run's training overrides)."""
+    for block in config["grid"]:
+        if dataset in block["datasets"] and model in block["models"]:
+            return block
+    raise KeyError(f"no grid block trains model {model!r} on dataset {dataset!r}")
+
+
+def training_for(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
+    """Training settings of a run: the global ones, overridden by the first grid block that holds the pair."""
+    return {**config["training"], **(block_for(config, dataset, model).get("training") or {})}
+
+
+def main_models(config: dict[str, Any]) -> list[str]:
+    """Models of the main table and the per-dataset figures: paper.main_models, else every trained model."""
+    trained = list(dict.fromkeys(m for _, m, _ in runs(config)))
+    chosen = config.get("paper", {}).get("main_models")
+    return [m for m in trained if m in chosen] if chosen else trained
+
+
+def tt_plan(config: dict[str, Any]) -> dict[str, Any]:
+    """Which tensor-train outputs the config yields (they must match ``ttdm.report.tt_figures``).
+
+    convergence: datasets where the base TT model (no sweep, no tag) is trained on the DDPM loss by ≥ 2 optimizers;
+    rank: some swept TT model is trained on the DDPM loss; isolation: some run fits ε*; any: some TT run exists.
+    """
+    optimizers: dict[str, set] = {}
+    rank = isolation = any_tt = False
+    for dataset, model, _ in runs(config):
+        block = block_for(config, dataset, model)
+        if config["models"][model]["arch"] != "tt":
+            isolation |= training_for(config, dataset, model)["method"] == "eps_star"
+            continue
+        any_tt = True
+        variant = block.get("variant") or {}
+        method = training_for(config, dataset, model)["method"]
+        isolation |= method == "eps_star"
+        if method != "ddpm" or variant.get("tag"):
+            continue
+        if variant.get("sweep"):
+            rank = True
+        else:
+            optimizers.setdefault(dataset, set()).add(variant.get("optimizer") or model)
+    conv = [d for d in used_datasets(config) if len(optimizers.get(d, ())) >= 2]
+    return {"any": any_tt, "convergence": conv, "rank": rank, "isolation": isolation and any_tt}

@@ -1,0 +1,135 @@
+"""The Method contract: everything about how one kind of generative model is trained and sampled.
+
+One generic loop (:mod:`ttdm.stages.train`) trains every method; one generic stage (:mod:`ttdm.stages.sample`)
+samples every run.  What differs between methods lives here, in one class per method:
+
+==================  ===================================================================================
+``Options``         a frozen dataclass (:mod:`ttdm.options`) of the method's training keys; the config is
+                    checked against it before any job starts, naming the key of any bad value
+``needs``           the runs it depends on, by role (``{"init": "mlp"}``): trained first, same dataset and
+                    seed; their ``model.pt`` are inputs of this run and their spec hashes part of its spec
+``build``           its trainable parts, by name (denoiser; or generator + discriminator; encoder + decoder)
+``ema_parts``       the parts whose exponential moving average the loop keeps; those EMA weights sample
+``optimizers``      one torch optimizer per name (possibly none: ALS sweeps update parts directly)
+``train_step``      one step on a batch of training rows, returning the loss to log
+``validate``        the numbers logged beside the loss (``val_loss``; bits/dim for a likelihood model)
+``state_dict``      the method's own state beyond parts, optimizers and the generator (an RGD step size)
+``provides``        how its runs are sampled: ``"denoiser"`` (ε_θ on a noise schedule, for every generic
+                    sampler) and/or protocols of samplers of its own (a GAN's posterior chain, one step)
+==================  ===================================================================================
+
+The loop owns batches (rows drawn with replacement from one generator), EMA, checkpoints of every part, optimizer,
+the method's state and the generator, bit-identical resume, the non-finite-loss stop, progress and the loss log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from ttdm.options import NoOptions
+
+if TYPE_CHECKING:
+    from ttdm.runs import Run
+
+
+@dataclass
+class Context:
+    """What a method sees of its run.
+
+    spec: the run's spec (dataset, model, arch, model_cfg, seed, method, schedule, training, ...);
+    dim, image_shape: the data's D and image shape (None for vectors); device: where tensors live;
+    meta: the dataset's meta.json record; data: (N, D) training rows on ``device`` (None when only sampling);
+    needs: the finished runs this run depends on, by role.
+    """
+
+    spec: dict[str, Any]
+    dim: int
+    image_shape: tuple[int, ...] | None
+    device: str = "cpu"
+    meta: dict[str, Any] = field(default_factory=dict)
+    data: torch.Tensor | None = None
+    needs: dict[str, "Run"] = field(default_factory=dict)
+
+
+class Method:
+    """Base class of every registered method; see the module docstring for the contract."""
+
+    Options: ClassVar[type] = NoOptions
+    provides: ClassVar[tuple[str, ...]] = ("denoiser",)
+    rng_stream: ClassVar[str] = "batches"  # names the seed of the loop's generator: spec_hash([stream, seed])
+    window_mean: ClassVar[bool] = True  # log the mean loss of the last log_every steps (else the last step's)
+
+    def __init__(self, options: Any, ctx: Context) -> None:
+        self.options = options
+        self.ctx = ctx
+
+    # ---- before any job: the workflow asks these of the options alone ----------------------------------------
+    @classmethod
+    def needs(cls, options: Any) -> dict[str, str]:
+        """Runs this method's runs depend on: {role: model name} (same dataset and seed)."""
+        return {}
+
+    @classmethod
+    def sampler_error(cls, options: Any, protocol: str, steps: int, spec: dict[str, Any]) -> str | None:
+        """Why a sampler of ``protocol`` with ``steps`` cannot sample this method's run of ``spec``, or None.
+
+        The default accepts denoiser samplers whose step count fits the run's discrete schedule.
+        """
+        if protocol not in cls.provides:
+            return f"method provides {', '.join(cls.provides)}, not {protocol!r}"
+        T = spec.get("schedule", {}).get("T")
+        if protocol == "denoiser" and T is not None and steps > T:
+            return f"{steps} steps exceed the schedule's T = {T}"
+        return None
+
+    # ---- training --------------------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int | None:
+        """Rows of ``ctx.data`` the loop draws per step (None: the loop draws none)."""
+        return getattr(self.options, "batch_size", None)
+
+    def build(self) -> dict[str, nn.Module]:
+        """The trainable parts, by name; the loop calls this with torch's RNG seeded by the run's seed."""
+        raise NotImplementedError
+
+    def ema_parts(self) -> tuple[str, ...]:
+        """Parts whose EMA the loop keeps and samples with (the others sample with their last values)."""
+        return ()
+
+    def optimizers(self, parts: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer per name (checkpointed and resumed by the loop)."""
+        return {}
+
+    def setup(self, parts: dict[str, nn.Module], generator: torch.Generator) -> None:
+        """Work done once before the first step (and again, identically, on resume), e.g. a fixed fitting sample."""
+
+    def train_step(
+        self, parts: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+        batch: torch.Tensor | None, generator: torch.Generator,
+    ) -> float:
+        """One training step; returns the loss to log (the loop stops on a non-finite value)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """The method's own state to checkpoint (beyond parts, optimizers and the loop's generator)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+    def validate(self, parts: dict[str, nn.Module]) -> dict[str, float]:
+        """Numbers logged with the loss, computed on the sampling weights (EMA where kept); deterministic."""
+        return {}
+
+    def summary(self, parts: dict[str, nn.Module]) -> dict[str, Any]:
+        """Entries added to train.json at the end (on the sampling weights)."""
+        return {}
+
+    # ---- sampling --------------------------------------------------------------------------------------------
+    def sampling_object(self, parts: dict[str, nn.Module], protocol: str) -> Any:
+        """What a sampler of ``protocol`` receives: a :class:`ttdm.samplers.Denoiser` for "denoiser"."""
+        raise NotImplementedError

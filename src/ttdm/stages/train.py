@@ -1,0 +1,244 @@
+"""The training stage: one generic loop that trains any registered method, with checkpoints and exact resume.
+
+The loop owns what every method shares (the method owns the rest, :mod:`ttdm.methods.base`):
+
+- batches: each step draws ``method.batch_size`` row indices uniform on {0..N−1} *with replacement* from one
+  torch.Generator seeded by spec_hash([method.rng_stream, seed]); the method draws its noise from the same
+  generator, so the whole random state of a run is one generator state;
+- the EMA θ_ema ← d θ_ema + (1 − d) θ of the parts the method names (``ema_decay`` d);
+- one atomic checkpoint (``checkpoints/ckpt.pt``) every ``checkpoint_every`` steps of every part, EMA, optimizer,
+  the method's state, the generator, the loss log and the wall time; a run that finds a checkpoint of its own spec
+  resumes from it and repeats an uninterrupted run bit for bit (one of another spec is an error);
+- the stop on a non-finite loss, naming the step; a progress bar (quiet when stderr is not a terminal);
+- ``loss.csv``: step, loss (the window mean over ``log_every`` steps, or the step's own for exact objectives),
+  wall_s (training time only: validation is excluded; resumed runs sum their processes), then the method's
+  validation numbers on the sampling weights.
+
+Outputs, ``model.pt`` last: loss.csv, train.json, spec.json, model.pt (:mod:`ttdm.runs`).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ttdm.config.methods import LOOP_KEYS
+from ttdm.io import atomic_write, device_info, load_json, resolve_device, save_json, spec_hash
+from ttdm.methods.base import Context, Method
+from ttdm.models.embeddings import count_parameters
+from ttdm.runs import MODEL_FORMAT, canonical, load_run, make_method
+
+CKPT_FORMAT = 2
+
+
+def _check_loop(training: dict[str, Any]) -> None:
+    missing = [k for k in LOOP_KEYS if k not in training and k != "method"]
+    if missing:
+        raise ValueError(f"spec['training'] lacks {missing}; required: {', '.join(LOOP_KEYS[1:])}")
+    for key in ("steps", "checkpoint_every", "log_every"):
+        if not isinstance(training[key], int) or training[key] < 1:
+            raise ValueError(f"spec['training']['{key}'] must be a positive integer, got {training[key]!r}")
+    if not 0.0 <= training["ema_decay"] < 1.0:
+        raise ValueError(f"spec['training']['ema_decay'] must lie in [0, 1), got {training['ema_decay']!r}")
+
+
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """θ_ema ← decay θ_ema + (1 − decay) θ, parameter by parameter; buffers are copied."""
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1.0 - decay)
+        for be, b in zip(ema.buffers(), model.buffers()):
+            be.copy_(b)
+
+
+def _loss_csv(rows: list[list[float]], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["step", "loss", "wall_s", *columns])
+    writer.writerows([int(r[0]), *(repr(float(v)) for v in r[1:])] for r in rows)
+    return buf.getvalue()
+
+
+def _load_data(data_dir: Path, device: str) -> tuple[dict[str, Any], torch.Tensor]:
+    meta = load_json(data_dir / "meta.json")
+    data = np.load(data_dir / "train.npy")
+    if data.ndim != 2 or data.shape[1] != int(meta["dim"]):
+        raise ValueError(f"{data_dir / 'train.npy'}: shape {data.shape} does not match dim {meta['dim']} in meta.json")
+    return meta, torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)  # (N, D)
+
+
+def _load_needs(spec: dict[str, Any], needs: dict[str, str | Path] | None, device: str) -> dict[str, Any]:
+    """The finished runs the spec needs, by role; their spec hashes must match the ones in ``spec["needs"]``."""
+    wanted = spec.get("needs") or {}
+    given = {k: Path(v) for k, v in (needs or {}).items()}
+    if set(wanted) != set(given):
+        raise ValueError(f"the run needs runs for roles {sorted(wanted)}; given {sorted(given)} (--needs ROLE=DIR)")
+    runs = {}
+    for role, run_dir in given.items():
+        run = load_run(run_dir, device)
+        if spec_hash(run.spec) != wanted[role]["spec_hash"]:
+            raise ValueError(f"{run_dir}: its spec is not the one this run needs for {role!r}; retrain it first")
+        runs[role] = run
+    return runs
+
+
+def train(
+    spec: dict[str, Any], data_dir: str | Path, out_dir: str | Path, *, needs: dict[str, str | Path] | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train the run ``spec`` on ``data_dir/train.npy`` with its method; write the run into ``out_dir``.
+
+    Args:
+        spec: {"dataset", "model", "arch", "model_cfg", "seed", "method", "schedule", "training", "device",
+            "threads", "needs"}, see docs/design.md.  ``training`` holds the loop's keys (:data:`LOOP_KEYS`) and
+            the method's options.
+        needs: {role: run directory} of the runs ``spec["needs"]`` names.
+        stop_after: end after this many steps (counted from step 0) with a checkpoint and without the final
+            outputs, as if the job were killed there; for splitting runs across job time limits and for tests.
+    Returns:
+        The ``train.json`` record, or {"steps_done", "complete": False} when stopped early.
+    """
+    training = spec["training"]
+    _check_loop(training)
+    out_dir, data_dir = Path(out_dir), Path(data_dir)
+    device = resolve_device(spec.get("device", "auto"))
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    meta, x_train = _load_data(data_dir, device)
+    image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") is not None else None
+    ctx = Context(spec=spec, dim=int(meta["dim"]), image_shape=image_shape, device=device, meta=meta, data=x_train,
+                  needs=_load_needs(spec, needs, device))
+    method = make_method(spec, ctx)
+    with torch.random.fork_rng(devices=[]):
+        parts = method.build()
+    loop = _Loop(method, parts, spec, out_dir, device)
+    if not loop.run(stop_after):
+        return {"steps_done": min(stop_after or 0, training["steps"]), "complete": False}
+
+    sampling = loop.sampling_parts()
+    _, final_loss, wall_s, *_ = loop.log[-1]  # the last step is always logged
+    steps = training["steps"]
+    record = {
+        "steps": steps,
+        "method": spec["method"],
+        "wall_s": wall_s,
+        "steps_per_s": steps / wall_s,
+        "n_params": sum(count_parameters(p) for p in parts.values()),
+        "final_loss": final_loss,
+        **dict(zip(loop.columns, loop.log[-1][3:])),
+        **method.summary(sampling),
+        "resumed_from_step": loop.resumed_from,
+        "device": device_info(device),
+    }
+    text = _loss_csv(loop.log, loop.columns)
+    atomic_write(out_dir / "loss.csv", lambda p: p.write_text(text))
+    save_json(out_dir / "train.json", record)
+    save_json(out_dir / "spec.json", spec)
+    blob = {
+        "format": MODEL_FORMAT,
+        "parts": {name: {k: v.detach().cpu() for k, v in part.state_dict().items()} for name, part in sampling.items()},
+        "spec": canonical(spec),
+        "dim": ctx.dim,
+        "image_shape": list(image_shape) if image_shape is not None else None,
+    }
+    atomic_write(out_dir / "model.pt", lambda p: torch.save(blob, p))
+    return record
+
+
+class _Loop:
+    """The state of one training run between steps: parts, EMA, optimizers, generator, loss log."""
+
+    def __init__(self, method: Method, parts: dict[str, nn.Module], spec: dict[str, Any], out_dir: Path,
+                 device: str) -> None:
+        self.method, self.parts, self.spec, self.out_dir = method, parts, spec, out_dir
+        self.training = spec["training"]
+        self.ckpt_path = out_dir / "checkpoints" / "ckpt.pt"
+        self.ema = {name: copy.deepcopy(parts[name]).requires_grad_(False) for name in method.ema_parts()}
+        self.optimizers = method.optimizers(parts)
+        self.generator = torch.Generator(device=device).manual_seed(
+            int(spec_hash([method.rng_stream, spec["seed"]], 15), 16))
+        method.setup(parts, self.generator)
+        self.columns = list(method.validate(self.sampling_parts()))
+        self.step, self.wall_prev, self.resumed_from = 0, 0.0, 0  # resumed_from 0: a fresh start
+        self.losses = torch.zeros(self.training["steps"], dtype=torch.float64)  # per-step loss, for window means
+        self.log: list[list[float]] = []  # rows [step, loss, wall_s, *validation]
+        self._resume()
+
+    def sampling_parts(self) -> dict[str, nn.Module]:
+        """The weights that sample: the EMA of the parts that keep one, the others as they are."""
+        return {name: self.ema.get(name, part) for name, part in self.parts.items()}
+
+    def _resume(self) -> None:
+        if not self.ckpt_path.exists():
+            return
+        ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt.get("spec") != canonical(self.spec) or ckpt.get("format") != CKPT_FORMAT:
+            raise ValueError(f"{self.ckpt_path} belongs to a different spec; delete it (or the run directory "
+                             f"{self.out_dir}) to retrain")
+        for group, modules in (("parts", self.parts), ("ema", self.ema), ("optimizers", self.optimizers)):
+            for name, obj in modules.items():
+                obj.load_state_dict(ckpt[group][name])
+        self.method.load_state_dict(ckpt["method"])
+        self.generator.set_state(ckpt["generator"])
+        self.step = self.resumed_from = int(ckpt["step"])
+        self.wall_prev, self.log = float(ckpt["wall_s"]), ckpt["log"]
+        self.losses[: self.step] = ckpt["losses"]
+
+    def _checkpoint(self, wall: float) -> None:
+        state = {
+            "format": CKPT_FORMAT, "spec": canonical(self.spec), "step": self.step,
+            "parts": {k: m.state_dict() for k, m in self.parts.items()},
+            "ema": {k: m.state_dict() for k, m in self.ema.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "method": self.method.state_dict(), "generator": self.generator.get_state(),
+            "losses": self.losses[: self.step].clone(), "log": self.log, "wall_s": wall,
+        }
+        atomic_write(self.ckpt_path, lambda p: torch.save(state, p))
+
+    def run(self, stop_after: int | None) -> bool:
+        """Train up to the last step (or ``stop_after``); True when the run is complete."""
+        tr, method = self.training, self.method
+        steps = tr["steps"]
+        end = steps if stop_after is None else min(stop_after, steps)
+        data, batch_size = method.ctx.data, method.batch_size
+        for part in self.parts.values():
+            part.train()
+        start = time.perf_counter()
+        bar = tqdm(total=steps, initial=self.step, desc=str(self.out_dir), disable=not sys.stderr.isatty(),
+                   leave=False)
+        while self.step < end:
+            batch = None
+            if batch_size:
+                idx = torch.randint(0, data.shape[0], (batch_size,), generator=self.generator, device=data.device)
+                batch = data[idx]
+            value = method.train_step(self.parts, self.optimizers, batch, self.generator)
+            if not np.isfinite(value):
+                raise FloatingPointError(
+                    f"training loss is {value} at step {self.step + 1} of {self.out_dir}; lower the lr or step size?")
+            for name, ema in self.ema.items():
+                _ema_update(ema, self.parts[name], float(tr["ema_decay"]))
+            self.losses[self.step] = value
+            self.step += 1
+            wall = self.wall_prev + time.perf_counter() - start
+            bar.update(1)
+            if self.step % tr["log_every"] == 0 or self.step == steps:
+                window = self.losses[max(0, self.step - tr["log_every"]) : self.step]
+                loss = float(window.mean()) if method.window_mean else value
+                tick = time.perf_counter()
+                self.log.append([self.step, loss, wall, *method.validate(self.sampling_parts()).values()])
+                start += time.perf_counter() - tick  # validation time is not training time
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if self.step % tr["checkpoint_every"] == 0 or self.step == end:
+                self._checkpoint(wall)
+        bar.close()
+        return self.step >= steps
