@@ -91,7 +91,8 @@ def test_unknown_sampler_option(quick_config):
 
 def test_steps_above_T(quick_config):
     quick_config["sampling"]["samplers"]["ddim"]["steps"] = [2000]
-    assert "exceed schedule.T" in error_of(quick_config)
+    message = error_of(quick_config)
+    assert "sampling.samplers.ddim.steps: [2000] sample no run" in message and "exceed the schedule's T = 1000" in message
 
 
 def test_main_setting_must_exist(quick_config):

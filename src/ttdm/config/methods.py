@@ -172,8 +172,14 @@ def _sampler_errors(config: dict[str, Any]) -> list[str]:
                 if problem:
                     errors.append(f"sampling.samplers.{name}: cannot sample {model!r} on {dataset!r} "
                                   f"(method {method!r}) with {steps} steps: {problem}")
-    if not any(settings_for(config, d, m) for d, m in seen):
-        errors.append("sampling.samplers: no sampler setting applies to any run of the grid")
+    applied = {setting for d, m in seen for setting in settings_for(config, d, m)}
+    for name, sampler in config["sampling"]["samplers"].items():
+        unused = [steps for steps in sampler["steps"] if (name, steps) not in applied]
+        if unused and sampler.get("methods") is None:
+            d, m = next(iter(seen))
+            why = sampler_problem(config, d, m, name, unused[0])
+            errors.append(f"sampling.samplers.{name}.steps: {unused} sample no run of the grid"
+                          + (f" (e.g. {m!r} on {d!r}: {why})" if why else ""))
     return errors
 
 
