@@ -20,6 +20,32 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/tt.smk"
 
 
+# Local runs: one warm `ttdm worker` imports torch once and every job's `ttdm` forks from it (src/ttdm/worker.py);
+# cluster jobs, conda environments and TTDM_NO_WORKER=1 run each command in its own process.
+WORKER = {}
+
+
+onstart:
+    if workflow.local_exec and not workflow.deployment_settings.deployment_method and not os.environ.get("TTDM_NO_WORKER"):
+        from ttdm import worker
+
+        WORKER["proc"] = worker.start(log="logs/worker.log")
+
+
+onsuccess:
+    if WORKER:
+        from ttdm import worker
+
+        worker.stop(WORKER.pop("proc"))
+
+
+onerror:
+    if WORKER:
+        from ttdm import worker
+
+        worker.stop(WORKER.pop("proc"))
+
+
 rule all:
     input:
         final_outputs(),

@@ -86,7 +86,7 @@ def test_grid_must_name_defined_entries(quick_config):
 
 def test_unknown_sampler_option(quick_config):
     quick_config["sampling"]["samplers"]["ddim"]["etta"] = 0.5
-    assert "'etta'" in error_of(quick_config)
+    assert "sampling.samplers.ddim.etta: unknown option; allowed: eta, spacing" in error_of(quick_config)
 
 
 def test_steps_above_T(quick_config):
@@ -168,7 +168,6 @@ def test_grid_expansion_optimizers_sweep_tag(tiny_config):
     iso = cfg.run_spec(config, "8gaussians", "tt-als-iso", 0)
     assert iso["method"] == "eps_star" and iso["variant"]["tag"] == "iso"
     assert cfg.run_spec(config, "8gaussians", "tt-rank3-als", 0)["variant"]["sweep"] == {"rank": 3}
-    assert cfg.tt_plan(config) == {"any": True, "convergence": ["8gaussians"], "rank": True, "isolation": True}
     assert cfg.main_models(config) == ["mlp", "unet", "tt-als"]
 
 
@@ -197,3 +196,166 @@ def test_job_resources_defaults_overrides_and_gpu(quick_config):
     assert res == {"runtime": 240, "mem_mb": 4000, "cpus_per_task": 1, "gpu": 2}
     assert "gpu" not in cfg.job_resources(config, "evaluate", gpu=False)
     assert "resources.train.mem_mb" in error_of({**quick_config, "resources": {"train": {"mem_mb": 0}}})
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Every component's declared options, checked before any job starts: one test per kind of option problem
+
+
+def test_negative_integer_option(quick_config):
+    quick_config["models"]["mlp"]["depth"] = -5
+    quick_config["models"]["unet"]["channels"] = -5
+    message = error_of(quick_config)
+    assert "models.mlp.depth: -5 must be ≥ 1" in message and "models.unet.channels: -5 must be ≥ 1" in message
+
+
+def test_string_for_a_number(quick_config):
+    quick_config["models"]["resnet"]["hidden"] = "ten"
+    quick_config["models"]["tt"]["rank"] = "ten"
+    message = error_of(quick_config)
+    assert "models.resnet.hidden: 'ten' is not an integer" in message
+    assert "models.tt.rank: 'ten' is not an integer" in message
+
+
+def test_bad_choice_lists_the_allowed(quick_config):
+    quick_config["models"]["tt"]["basis"] = "bogus"
+    quick_config["models"]["tt"]["dtype"] = "float16"
+    message = error_of(quick_config)
+    assert "models.tt.basis: 'bogus' is not allowed; allowed: bspline, chebyshev, legendre" in message
+    assert "models.tt.dtype: 'float16' is not allowed; allowed: float32, float64" in message
+
+
+def test_unknown_option_lists_the_allowed(quick_config):
+    quick_config["models"]["mlp"]["hiddne"] = 64
+    quick_config["datasets"]["gmm8"]["dimm"] = 3
+    quick_config["metrics"]["swd"] = {"n_proj": 10}
+    message = error_of(quick_config)
+    assert "models.mlp.hiddne: unknown option; allowed: depth, hidden, time_dim" in message
+    assert "datasets.gmm8.dimm: unknown option; allowed: dim, mode_seed, n_modes, radius, std" in message
+    assert "metrics.swd.n_proj: unknown option; allowed: n_projections" in message
+
+
+def test_shell_like_string_is_refused(quick_config):
+    quick_config["models"]["tt"]["layout"] = "x; touch /tmp/ttdm-pwned"
+    message = error_of(quick_config)
+    assert "models.tt.layout: 'x; touch /tmp/ttdm-pwned' is not allowed; allowed: per_output, shared" in message
+
+
+def test_sampler_knob_out_of_range(quick_config):
+    quick_config["sampling"]["samplers"]["ddim"]["eta"] = -5
+    assert "sampling.samplers.ddim.eta: -5 must be ≥ 0" in error_of(quick_config)
+
+
+def test_file_delimiter_is_checked(quick_config, tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("1,2\n3,4\n")
+    quick_config["datasets"]["mine"] = {"kind": "file", "path": str(path), "delimiter": ";;"}
+    message = error_of(quick_config)
+    assert "datasets.mine.delimiter: ';;' is not allowed; allowed: one character" in message
+
+
+def test_metric_and_schedule_options(quick_config):
+    quick_config["metrics"]["mmd"] = {"bandwidths": [1.0, -1.0]}
+    quick_config["metrics"]["modes"] = {"threshold": 0}
+    quick_config["schedule"]["s"] = 0.01  # a cosine option on the linear schedule
+    message = error_of(quick_config)
+    assert "metrics.mmd.bandwidths: [1.0, -1.0] must be > 0" in message
+    assert "metrics.modes.threshold: 0 must be > 0" in message
+    assert "schedule.s: unknown option; allowed: T, beta_end, beta_start" in message
+
+
+def test_a_key_the_schema_refuses_is_reported_once(quick_config):
+    quick_config["schedule"]["T"] = 0
+    message = error_of(quick_config)
+    assert message.count("schedule.T") == 1, message
+
+
+def test_options_across_keys(quick_config):
+    quick_config["models"]["tt"].update(basis="bspline", degree=3)
+    quick_config["models"]["unet"]["groups"] = 3
+    message = error_of(quick_config)
+    assert "models.tt.degree: 3 is below the minimum 4 of basis 'bspline'" in message
+    assert "models.unet.groups: 3 must divide every channel count" in message
+
+
+def test_swept_values_are_checked(tiny_config):
+    tiny_config["grid"][3]["sweep"] = {"rank": ["ten", 3], "degree": [4]}
+    tiny_config["grid"].append({"datasets": ["8gaussians"], "models": ["tt"], "sweep": {"rnak": [2]}})
+    message = error_of(tiny_config)
+    assert "grid.3.sweep.rank: 'ten' is not an integer (model 'tt')" in message
+    assert "grid.5.sweep.rnak: unknown option; allowed: " in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("x,y\n1,2\n", "the table has 1 row(s); at least 2 are needed"),
+    ("x,y\n1,nan\n3,4\n", "1 non-finite value(s)"),
+    ("x,y\n1,abc\n3,4\n", "line 2, column 2 ('y'): cannot read 'abc' as a number"),
+    ("1;2\n3;4\n5;6\n", "cannot read '3;4' as a number (read with delimiter ','"),  # '1;2' is a header
+])
+def test_user_file_is_read_at_validation(quick_config, tmp_path, text, expected):
+    path = tmp_path / "mine.csv"
+    path.write_text(text)
+    quick_config["datasets"]["mine"] = {"kind": "file", "path": str(path)}
+    message = error_of(quick_config)
+    assert f"datasets.mine.path: {path}" in message and expected in message, message
+
+
+def test_user_file_with_too_few_rows_for_the_splits(quick_config, tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(f"{i},{i * i}" for i in range(30)) + "\n")
+    quick_config["datasets"]["mine"] = {"kind": "file", "path": str(path), "delimiter": ",", "n_test": 20,
+                                        "n_eval": 9}
+    message = error_of(quick_config)
+    assert f"datasets.mine: {path} has 30 rows, too few for n_test = 20 + n_eval = 9" in message
+    quick_config["datasets"]["mine"]["n_eval"] = 8
+    quick_config["grid"][0]["datasets"].append("mine")
+    assert "mine" in cfg.used_datasets(validate_config(quick_config))
+
+
+def test_every_component_declares_its_options():
+    from ttdm.config.schema import registries
+
+    for kind, registry in registries().items():
+        for name in registry.names():
+            assert kind == "method" or registry.options(name) is not None, (kind, name)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The cache of validated configs (.snakemake/ttdm/ in the workflow)
+
+
+def test_cache_hit_is_what_validation_returns(tiny_config, tmp_path):
+    from ttdm.config import cache
+
+    expected = validate_config(tiny_config)
+    first = validate_config(tiny_config, cache_dir=tmp_path)
+    entries = list(tmp_path.glob("config-*.json"))
+    assert first == expected and len(entries) == 1
+    cache._LOADED.clear()
+    second = validate_config(tiny_config, cache_dir=tmp_path)
+    assert second == expected and list(tmp_path.glob("config-*.json")) == entries
+    # the derived values served from the cache equal the computed ones
+    for d, m, s in cfg.runs(second):
+        assert cfg.run_spec(second, d, m, s) == cfg.specs.run_spec(expected, d, m, s)
+        assert cfg.run_settings(second, d, m) == cfg.specs.run_settings(expected, d, m)
+        assert cfg.needs_of(second, d, m) == cfg.methods.needs_of(expected, d, m)
+    assert cfg.complexity_spec(second) == cfg.specs.complexity_spec(expected)
+    # a different config is computed, not served
+    other = copy.deepcopy(second)
+    other["training"]["steps"] = 7
+    assert cfg.run_spec(other, "8gaussians", "mlp", 0)["training"]["steps"] == 7
+
+
+def test_cache_misses_on_a_changed_input(quick_config, tmp_path):
+    data = tmp_path / "mine.csv"
+    data.write_text("\n".join(f"{i},{i * i}" for i in range(3000)) + "\n")
+    quick_config["datasets"]["mine"] = {"kind": "file", "path": str(data)}
+    cache_dir = tmp_path / "cache"
+    validate_config(quick_config, cache_dir=cache_dir)
+    data.write_text("1,2\n")  # the data file changed: validated again, and refused
+    with pytest.raises(ConfigError, match="at least 2 are needed"):
+        validate_config(quick_config, cache_dir=cache_dir)
+    quick_config["models"]["mlp"]["depth"] = -5  # a config with errors is never stored
+    with pytest.raises(ConfigError):
+        validate_config(quick_config, cache_dir=cache_dir)
+    assert len(list(cache_dir.glob("config-*.json"))) == 1

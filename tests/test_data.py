@@ -297,8 +297,9 @@ def test_too_few_rows_names_the_file(tmp_path):
         ({"n_test": True}, r"n_test=True must be a positive integer"),
         ({"seed": -1}, r"seed=-1 must be a non-negative integer"),
         ({"name": ""}, r"name='' must be a non-empty string"),
-        ({"noise": -0.1}, r"'moons': option noise=-0.1 must be a number ≥ 0"),
-        ({"nosie": 0.1}, r"'moons': unknown option\(s\) \['nosie'\]; allowed: noise"),
+        ({"noise": -0.1}, r"moons\.noise: -0\.1 must be ≥ 0"),
+        ({"noise": "high"}, r"moons\.noise: 'high' is not a number"),
+        ({"nosie": 0.1}, r"moons\.nosie: unknown option; allowed: noise"),
     ],
 )
 def test_bad_spec_is_refused_before_any_work(change, pattern, tmp_path):
@@ -315,5 +316,28 @@ def test_missing_spec_key_is_named(tmp_path):
 
 
 def test_file_kind_needs_a_path(tmp_path):
-    with pytest.raises(ValueError, match="needs option path"):
+    with pytest.raises(ValueError, match=r"file\.path: required"):
         prepare_dataset(spec_of("file"), tmp_path)
+
+
+@pytest.mark.parametrize("delimiter", [";;", "", "1", '"', "\n"])
+def test_bad_delimiter_is_refused(delimiter, tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("1,2\n3,4\n")
+    with pytest.raises(ValueError, match=r"file\.delimiter: .* is not allowed; allowed: one character"):
+        prepare_dataset(spec_of("file", path=str(path), delimiter=delimiter), tmp_path / "out")
+
+
+def test_single_row_table_is_refused(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError, match=r"one\.csv: the table has 1 row\(s\); at least 2 are needed"):
+        prepare_dataset(spec_of("file", path=str(path)), tmp_path / "out")
+
+
+@pytest.mark.parametrize("kind", sorted(set(GENERATED) | {"digits", "file"}))
+def test_every_kind_declares_its_options(kind):
+    import dataclasses
+
+    cls = DATASETS.options(kind)
+    assert cls is not None and dataclasses.is_dataclass(cls)

@@ -155,7 +155,7 @@ def test_complexity_csv(tmp_path):
             "tt-gd": {**tt, "model_cfg": {"rank": 4, "layout": "shared"}},
         },
     }
-    path = complexity(spec, tmp_path / "data", tmp_path / "bench")
+    path = complexity(spec, [tmp_path / "data" / "8gaussians" / "meta.json"], tmp_path / "bench")
     df = pd.read_csv(path)
     assert path.name == "complexity.csv" and list(df.columns) == list(COMPLEXITY_COLUMNS)
     assert list(df["model"]) == ["mlp", "tt-als", "tt-rgd", "tt-gd"]

@@ -287,3 +287,26 @@ def test_w2_equals_pot_emd2(n, m):
     x, y = rng.normal(size=(n, 3)), rng.normal(size=(m, 3)) + 0.5
     expected = math.sqrt(ot.emd2(np.full(n, 1 / n), np.full(m, 1 / m), ot.dist(x, y)))
     assert w2(x, y, meta=NO_META, rng=rng)["w2"] == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize(("metrics", "message"), [
+    ({"swd": {"n_projections": 0}}, "metrics.swd.n_projections: 0 must be ≥ 1"),
+    ({"mmd": {"bandwidths": []}}, "metrics.mmd.bandwidths: [] is empty"),
+    ({"mmd": {"bandwidths": [1.0, "wide"]}}, "metrics.mmd.bandwidths: [1.0, 'wide'] is not a list of numbers or null"),
+    ({"energy": {"max_points": 1}}, "metrics.energy.max_points: 1 must be ≥ 2"),
+    ({"w2": {"max_pts": 10}}, "metrics.w2.max_pts: unknown option; allowed: max_points"),
+    ({"modes": {"min_count": 0}}, "metrics.modes.min_count: 0 must be ≥ 1"),
+])
+def test_evaluate_checks_declared_options_before_any_metric(metrics, message):
+    ref = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError) as info:
+        evaluate(ref, ref, meta=NO_META, metrics={"swd": {}, **metrics}, seed=0)
+    assert message in str(info.value)
+
+
+def test_every_metric_declares_its_options():
+    import dataclasses
+
+    for name in METRICS.names():
+        cls = METRICS.options(name)
+        assert cls is not None and dataclasses.is_dataclass(cls), name

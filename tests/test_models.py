@@ -1,4 +1,5 @@
-"""Noise-prediction networks: shapes, gradients, sizes, hyper-parameter checks, time embedding and attention."""
+"""Noise-prediction networks: shapes, gradients, sizes, declared hyper-parameters and their checks (each message
+names the option, the value and what is allowed), time embedding and attention."""
 
 from __future__ import annotations
 
@@ -46,21 +47,52 @@ def test_mlp_parameter_count_by_hand() -> None:
     assert count_parameters(model) == 40 + 146
 
 
-@pytest.mark.parametrize("arch", ["mlp", "resnet", "unet"])
+@pytest.mark.parametrize("arch", ["mlp", "resnet", "unet", "tt"])
 def test_unknown_hparam_is_refused(arch: str) -> None:
-    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['widht'\] for model .*; allowed: "):
+    with pytest.raises(ValueError, match=rf"{arch}\.widht: unknown option; allowed: .*time_"):
         MODELS.get(arch)(64, (1, 8, 8), widht=3)
 
 
-def test_bad_sizes_are_refused() -> None:
-    with pytest.raises(ValueError, match="depth=0 must be positive"):
-        MODELS.get("mlp")(2, None, depth=0)
+@pytest.mark.parametrize(("arch", "hparams", "message"), [
+    ("mlp", {"depth": 0}, "mlp.depth: 0 must be ≥ 1"),
+    ("mlp", {"depth": -5}, "mlp.depth: -5 must be ≥ 1"),
+    ("mlp", {"time_dim": 1}, "mlp.time_dim: 1 must be ≥ 2"),
+    ("resnet", {"hidden": "ten"}, "resnet.hidden: 'ten' is not an integer"),
+    ("resnet", {"blocks": 2.5}, "resnet.blocks: 2.5 is not an integer"),
+    ("unet", {"channels": -5}, "unet.channels: -5 must be ≥ 1"),
+    ("unet", {"attention": "yes"}, "unet.attention: 'yes' is not true or false"),
+    ("unet", {"channel_mult": []}, "unet.channel_mult: [] is empty"),
+    ("unet", {"channel_mult": [1, 0]}, r"unet.channel_mult: [1, 0] must be ≥ 1"),
+    ("unet", {"channels": 8, "groups": 3}, "unet.groups: 3 must divide every channel count, got [8, 16]"),
+    ("tt", {"rank": "ten"}, "tt.rank: 'ten' is not an integer"),
+    ("tt", {"layout": "x; touch y"}, "tt.layout: 'x; touch y' is not allowed; allowed: per_output, shared"),
+    ("tt", {"basis": "bogus"}, "tt.basis: 'bogus' is not allowed; allowed: bspline, chebyshev, legendre"),
+    ("tt", {"dtype": "float16"}, "tt.dtype: 'float16' is not allowed; allowed: float32, float64"),
+    ("tt", {"basis": "bspline", "degree": 3}, "tt.degree: 3 is below the minimum 4 of basis 'bspline'"),
+    ("tt", {"time_basis": "bspline", "time_degree": 2}, "tt.time_degree: 2 is below the minimum 4"),
+])
+def test_bad_hyper_parameters_name_the_option(arch: str, hparams: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        MODELS.get(arch)(64, (1, 8, 8), **hparams)
+    assert message in str(info.value)
+
+
+def test_options_are_registered_with_their_defaults() -> None:
+    # the declared defaults are the builders' defaults: what a model without hyper-parameters gets
+    for arch in MODELS.names():
+        cls = MODELS.options(arch)
+        assert cls is not None, arch
+    torch.manual_seed(0)
+    assert MODELS.get("tt")(2, None).cfg == MODELS.options("tt")()
+    assert MODELS.options("unet")().channel_mult == (1, 2)
+    assert MODELS.get("unet")(64, (1, 8, 8), channel_mult=[1, 2], channels=8).image_shape == (1, 8, 8)
+
+
+def test_image_checks_of_the_unet() -> None:
     with pytest.raises(ValueError, match="needs image data"):
         MODELS.get("unet")(64, None)
     with pytest.raises(ValueError, match="C·H·W = dim"):
         MODELS.get("unet")(63, (1, 8, 8))
-    with pytest.raises(ValueError, match="groups=3 must divide"):
-        MODELS.get("unet")(64, (1, 8, 8), channels=8, groups=3)
     with pytest.raises(ValueError, match="not divisible"):
         MODELS.get("unet")(64, (1, 8, 8), channel_mult=[1, 1, 1, 1, 1])
 

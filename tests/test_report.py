@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jinja2
@@ -13,10 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import tiny_config_dict
+from ttdm import config as cfg
+from ttdm.cli import build_parser
 from ttdm.report import context as ctx_mod
+from ttdm.report.files import PaperFiles
 from ttdm.report.figures import image_grid, write_figures
 from ttdm.report.paper import compile_paper, make_environment, render_paper
 from ttdm.report.provenance import collect_provenance, git_state
+from ttdm.report.studies import check_written, paper_files as study_paper_files, with_png
 from ttdm.report.tables import (collect_floors, collect_metrics, fmt_number, main_table, summarize, tex_escape,
                                 write_tables)
 
@@ -103,7 +111,27 @@ def make_results(root: Path, swd_base: dict = SWD_BASE) -> Path:
 
 def run_tables(root: Path, **kwargs) -> list[Path]:
     return write_tables(sorted(root.glob("metrics/*/*/*/*.csv")), sorted(root.glob("metrics/*/floor.csv")),
-                        sorted(root.glob("runs/*/*/*")), root / "bench", root / "tables", **kwargs)
+                        sorted(root.glob("runs/*/*/*/train.json")), sorted(root.glob("bench/*.csv")),
+                        root / "tables", **kwargs)
+
+
+def draw_figures(root: Path, out: Path) -> list[Path]:
+    """Every dataset's figures from the fake tree (the test lists the files; the plotter reads only those)."""
+    written = []
+    for data in sorted((root / "data").iterdir()):
+        ds = data.name
+        written += write_figures(ds, out, samples=sorted(root.glob(f"samples/{ds}/*/*/*.npz")),
+                                 losses=sorted(root.glob(f"runs/{ds}/*/*/loss.csv")),
+                                 metrics=sorted(root.glob(f"metrics/{ds}/*/*/*.csv")),
+                                 floor=root / f"metrics/{ds}/floor.csv",
+                                 test=data / "test.npy", meta=data / "meta.json")
+    return written
+
+
+def paper_files(root: Path) -> PaperFiles:
+    """The fake tree's tables, figures, meta.json and train.json files, as the paper rule lists them."""
+    return PaperFiles(tables=sorted(root.glob("tables/*")), figures=sorted(root.glob("figures/*.pdf")),
+                      meta=sorted(root.glob("data/*/meta.json")), runs=sorted(root.glob("runs/*/*/*/train.json")))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +139,7 @@ def results(tmp_path_factory) -> Path:
     """The fake tree with tables and figures written (shared: the figures take a few seconds)."""
     root = make_results(tmp_path_factory.mktemp("results"))
     run_tables(root)
-    write_figures(root, root / "figures")
+    draw_figures(root, root / "figures")
     return root
 
 
@@ -199,7 +227,7 @@ def test_figures_written_and_deterministic(results, tmp_path):
             for ext in ("pdf", "png"):
                 f = results / "figures" / f"{ds}_{kind}.{ext}"
                 assert f.is_file() and 1000 < f.stat().st_size < 500_000, f
-    again = write_figures(results, tmp_path)
+    again = draw_figures(results, tmp_path)
     assert len(again) == 12
     for f in again:
         assert f.read_bytes() == (results / "figures" / f.name).read_bytes(), f.name
@@ -220,7 +248,7 @@ def test_claims_name_the_best_model(tmp_path, flip):
     base = {k: (SWD_BASE[(k[0], "res_net" if k[1] == "mlp" else "mlp")] if flip else v) for k, v in SWD_BASE.items()}
     root = make_results(tmp_path, base)
     run_tables(root)
-    context = ctx_mod.build_context(root, CONFIG, repo=tmp_path)
+    context = ctx_mod.build_context(paper_files(root), CONFIG, repo=tmp_path)
     by_name = {d["name"]: d for d in context["datasets"]}
     winners = {"8gaussians": "res_net" if flip else "mlp", "tiny_digits": "mlp" if flip else "res_net"}
     for ds, best in winners.items():
@@ -247,17 +275,15 @@ def test_missing_inputs_are_left_out(tmp_path):
         shutil.rmtree(root / stage / "tiny_digits")
     shutil.rmtree(root / "bench")
     run_tables(root)
-    write_figures(root, root / "figures")
+    draw_figures(root, root / "figures")
     config = {k: v for k, v in CONFIG.items() if k != "paper"}  # a config without the digits and no paper title
     config["grid"] = [{"datasets": ["8gaussians"], "models": ["mlp", "res_net"]}]
-    tex = render_paper(root, TEMPLATES, config, tmp_path / "paper", repo=tmp_path).read_text()
+    tex = render_paper(paper_files(root), TEMPLATES, config, tmp_path / "paper", repo=tmp_path).read_text()
     assert "tiny" not in tex and "None" not in tex and "Benchmarks" not in tex
     assert "8gaussians" in tex and "\\section{Results: DDPM baselines}" in tex
     assert (tmp_path / "paper" / "figures" / "8gaussians_nfe.pdf").is_file()
     assert (tmp_path / "paper" / "refs.bib").is_file()
-    bare = tmp_path / "bare"
-    (bare / "tables").mkdir(parents=True)
-    tex = render_paper(bare, TEMPLATES, config, tmp_path / "bare_paper", repo=tmp_path).read_text()
+    tex = render_paper(PaperFiles(), TEMPLATES, config, tmp_path / "bare_paper", repo=tmp_path).read_text()
     assert "Results" not in tex and "None" not in tex and "\\section{Experimental setup}" in tex
 
 
@@ -280,16 +306,21 @@ def test_provenance(tmp_path):
     assert git_state(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "f.txt").write_text("b")
     assert git_state(tmp_path) == {"commit": head, "dirty": True}
-    prov = collect_provenance(tmp_path, {"a": 1}, repo=tmp_path)
+    prov = collect_provenance([], {"a": 1}, repo=tmp_path)
     assert prov["packages"]["numpy"] == np.__version__ and "torch" in prov["packages"]
-    assert prov["config_hash"] == collect_provenance(tmp_path, {"a": 1}, repo=tmp_path)["config_hash"]
-    assert prov["config_hash"] != collect_provenance(tmp_path, {"a": 2}, repo=tmp_path)["config_hash"]
+    assert prov["config_hash"] == collect_provenance([], {"a": 1}, repo=tmp_path)["config_hash"]
+    assert prov["config_hash"] != collect_provenance([], {"a": 2}, repo=tmp_path)["config_hash"]
+    info = {"device": {"device": "cpu", "processor": "x86_64", "cpu_count": 2, "torch_threads": 1}}
+    train = tmp_path / "runs" / "d" / "m" / "0" / "train.json"
+    train.parent.mkdir(parents=True)
+    train.write_text(json.dumps(info))
+    assert collect_provenance([train], {}, repo=tmp_path)["devices"] == {"cpu: x86_64, 2 cores, 1 torch thread": 1}
 
 
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk (TeX Live) is not installed")
 def test_paper_compiles_and_prints_the_table_numbers(results, tmp_path):
     pypdf = pytest.importorskip("pypdf")
-    render_paper(results, TEMPLATES, CONFIG, tmp_path, repo=tmp_path)
+    render_paper(paper_files(results), TEMPLATES, CONFIG, tmp_path, repo=tmp_path)
     pdf = compile_paper(tmp_path)
     text = " ".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages)
     display = read_display(results / "tables" / "summary_display.csv")
@@ -313,3 +344,182 @@ def test_no_ratio_of_a_non_positive_mean():
     floors = pd.DataFrame([{"dataset": "d", "metric": "mmd", "value": 0.01}])
     out = summarize(df, floors)
     assert out["mean"].iloc[0] == pytest.approx(-0.0005) and np.isnan(out["ratio"].iloc[0])
+
+
+def test_a_declared_figure_that_cannot_be_drawn_is_an_error(results, tmp_path):
+    root = results
+    no_swd = tmp_path / "metrics.csv"
+    pd.read_csv(root / "metrics/8gaussians/mlp/0/ddim_5.csv").query("metric != 'swd'").to_csv(no_swd, index=False)
+    with pytest.raises(ValueError, match="figure 8gaussians_nfe cannot be drawn: no SWD"):
+        write_figures("8gaussians", tmp_path, kinds=["nfe"], metrics=[no_swd])
+    with pytest.raises(ValueError, match="figure 8gaussians_samples cannot be drawn: no samples"):
+        write_figures("8gaussians", tmp_path, kinds=["samples"], test=root / "data/8gaussians/test.npy")
+    assert not list(tmp_path.glob("*.pdf"))
+    with pytest.raises(ValueError, match=r"not written: \['a.png'\]; written but not declared: \['b.pdf'\]"):
+        check_written(["results/figures/a.pdf"], ["x/a.pdf", "x/b.pdf"], "ttdm figures")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The report rules on the tiny config (tests/conftest.py), on fake upstream results: every command reads only the files
+# its rule declares (an audit hook records every file opened, renamed or listed) and writes exactly its outputs.
+
+REPORT_RULES = ("tables", "figures", "tt_tables", "tt_figures", "landscape_figure", "paper")
+AUDIT: dict = {"on": False, "events": []}
+
+
+def _audit(event: str, args: tuple) -> None:
+    if AUDIT["on"] and event in ("open", "os.rename", "os.scandir", "os.listdir", "glob.glob"):
+        AUDIT["events"].append((event, args))
+
+
+def fake_upstream(workdir: Path, config: dict) -> None:
+    """Every file the report rules need for a validated ``config``, written in pipeline order (so Snakemake plans
+    only the report jobs): data, runs, samples, metrics, floors, benchmarks and loss landscapes."""
+    rng = np.random.default_rng(0)
+    results = workdir / "results"
+    runs = list(cfg.runs(config))
+    dims = {}
+    for ds in cfg.used_datasets(config):
+        image = config["datasets"][ds]["kind"] == "digits"
+        dims[ds] = dim = 64 if image else 2
+        data = results / "data" / ds
+        data.mkdir(parents=True)
+        for split in ("train", "test", "floor"):
+            np.save(data / f"{split}.npy", rng.uniform(-1, 1, (120, dim)).astype(np.float32))
+        mixture = None if image else {"weights": [0.125] * 8, "means": np.eye(8, 2).tolist(), "stds": [[0.1] * 2] * 8}
+        (data / "meta.json").write_text(json.dumps({"name": ds, "dim": dim, "image_shape": [1, 8, 8] if image else None,
+                                                    "n_train": 120, "n_test": 120, "n_floor": 120, "mixture": mixture}))
+    for i, (ds, model, seed) in enumerate(runs):
+        run = results / "runs" / ds / model / str(seed)
+        run.mkdir(parents=True)
+        (run / "model.pt").write_bytes(b"fake")
+        steps = np.arange(1, 11)
+        val = 0.5 / steps + 0.01 * (i % 5) + 0.2
+        pd.DataFrame({"step": steps, "loss": val + 0.01, "wall_s": steps * (0.1 + 0.01 * i), "val_loss": val}).to_csv(
+            run / "loss.csv", index=False)
+        (run / "train.json").write_text(json.dumps({
+            "steps": 10, "wall_s": 1.0 + 0.1 * i, "steps_per_s": 10 / (1 + 0.1 * i), "n_params": 100 * (i + 1),
+            "final_loss": val[-1], "val_loss": val[-1], "eps_rel_error": 0.1 + 0.01 * i if dims[ds] == 2 else None,
+            "device": {"device": "cpu", "processor": "x86_64", "cpu_count": 2, "torch_threads": 1}}))
+    for ds, model, seed in runs:
+        (results / "samples" / ds / model / str(seed)).mkdir(parents=True)
+        for setting in cfg.run_settings(config, ds, model):
+            np.savez(results / "samples" / ds / model / str(seed) / f"{setting}.npz",
+                     x=rng.uniform(-1, 1, (60, dims[ds])).astype(np.float32))
+            (results / "samples" / ds / model / str(seed) / f"{setting}.json").write_text("{}")
+    for j, (ds, model, seed) in enumerate(runs):
+        (results / "metrics" / ds / model / str(seed)).mkdir(parents=True)
+        for setting in cfg.run_settings(config, ds, model):
+            sampler, steps = cfg.split_setting(setting)
+            swd = 0.05 * (1 + j % 4) * (1 + 10 / steps) * (1 + 0.1 * seed)
+            values = {"swd": swd, "mmd": swd / 10, "energy": swd / 5, "w2": 3 * swd, "time_per_sample_s": 1e-4 * steps}
+            values.update({"modes_covered": 8 - j % 2, "modes_total": 8, "hq_percent": 80.0} if dims[ds] == 2 else {})
+            pd.DataFrame([{"dataset": ds, "model": model, "seed": seed, "sampler": sampler, "steps": steps,
+                           "nfe": steps, "metric": k, "value": v} for k, v in values.items()]).to_csv(
+                results / "metrics" / ds / model / str(seed) / f"{setting}.csv", index=False)
+    for ds in cfg.used_datasets(config):
+        floors = {"swd": 0.02, "mmd": 0.001, "energy": 0.004, "w2": 0.06}
+        pd.DataFrame({"dataset": ds, "metric": list(floors), "value": list(floors.values())}).to_csv(
+            results / "metrics" / ds / "floor.csv", index=False)
+    (results / "bench").mkdir()
+    models = list(dict.fromkeys(m for _, m, _ in runs))
+    for name, column in (("models", "n_params"), ("train", "steps_per_s"), ("sampling", "s_per_1000"),
+                         ("complexity", "flops_forward")):
+        pd.DataFrame({"model": models, column: np.arange(1, len(models) + 1)}).to_csv(
+            results / "bench" / f"{name}.csv", index=False)
+    land = config["landscape"]
+    for model in land["models"]:
+        out = results / "landscape" / land["dataset"] / model
+        out.mkdir(parents=True)
+        grid = [(a, b, 1.0 + a * a + b * b) for a in (-1.0, 0.0, 1.0) for b in (-1.0, 0.0, 1.0)]
+        pd.DataFrame(grid, columns=["alpha", "beta", "loss"]).to_csv(out / f"{land['seed']}.csv", index=False)
+        (out / f"{land['seed']}.json").write_text(json.dumps({"loss_at_minimum": 1.0}))
+
+
+def dry_run_jobs(workdir: Path) -> list[dict]:
+    """The jobs `snakemake -n -p` plans for the paper: rule, input and output files, shell command."""
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([str(bindir / "snakemake"), "-n", "-p", "--cores", "1", "results/paper/paper.pdf"],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    jobs: list[dict] = []
+    for line in out.splitlines():
+        if re.match(r"^(local)?rule \w+:$", line):
+            jobs.append({"rule": line.split()[-1][:-1], "input": [], "output": []})
+        elif jobs and re.match(r"^    (input|output): ", line):
+            key, _, files = line.strip().partition(": ")
+            jobs[-1][key] = files.split(", ")
+        elif jobs and line.startswith("Shell command: "):
+            jobs[-1]["shell"] = line[len("Shell command: "):]
+    return jobs
+
+
+def run_recorded(argv: list[str], root: Path) -> tuple[set[str], set[str], set[str]]:
+    """Run ``ttdm argv`` in this process; the files under ``root`` it read, the files it wrote (after the renames of
+    atomic writes), and the folders it listed, relative to ``root``."""
+    if not AUDIT.get("installed"):
+        sys.addaudithook(_audit)
+        AUDIT["installed"] = True
+    args = build_parser().parse_args(argv)
+    AUDIT["events"], AUDIT["on"] = [], True
+    try:
+        args.func(args)
+    finally:
+        AUDIT["on"] = False
+    reads, written, renamed, listed = set(), set(), set(), set()
+    for event, a in AUDIT["events"]:
+        path = a[0] if a and isinstance(a[0], (str, os.PathLike)) else None
+        if event == "open" and path is not None:
+            mode, flags = a[1], a[2]
+            write = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(
+                flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            (written if write else reads).add(os.path.abspath(path))
+        elif event == "os.rename":
+            renamed.add(os.path.abspath(a[0]))
+            written.add(os.path.abspath(a[1]))
+        elif event != "open":
+            listed.add(os.path.abspath(path if path is not None else "."))
+
+    def under(paths: set[str]) -> set[str]:
+        return {os.path.relpath(p, root) for p in paths if p.startswith(f"{root}{os.sep}")}
+
+    return under(reads), under(written - renamed), under(listed)
+
+
+def test_report_rules_read_only_their_inputs_and_write_the_declared_outputs(tmp_path, monkeypatch, root):
+    config = tiny_config_dict()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    for name in ("Snakefile", "workflow", "paper", "envs"):
+        (shutil.copytree if (root / name).is_dir() else shutil.copy)(root / name, workdir / name)
+    (workdir / "config.yaml").write_text(json.dumps(config))
+    validated = cfg.validate_config(config)
+    fake_upstream(workdir, validated)
+    jobs = dry_run_jobs(workdir)
+    assert sorted(j["rule"] for j in jobs) == sorted(REPORT_RULES + ("figures",)), [j["rule"] for j in jobs]
+    monkeypatch.chdir(workdir)
+    figures: set[str] = set()
+    for job in sorted(jobs, key=lambda j: REPORT_RULES.index(j["rule"])):
+        argv = shlex.split(job["shell"])
+        assert argv[0] == "ttdm", job["shell"]
+        argv = argv[1:argv.index(">")] + (["--no-compile"] if job["rule"] == "paper" else [])
+        reads, written, listed = run_recorded(argv, workdir.resolve())
+        assert reads, f"{job['rule']}: no read recorded"
+        assert reads <= set(job["input"]), f"{job['rule']} read undeclared files: {sorted(reads - set(job['input']))}"
+        assert not listed, f"{job['rule']} listed folders: {sorted(listed)}"
+        if job["rule"] == "paper":
+            assert {w.split(os.sep)[:2] == ["results", "paper"] for w in written} == {True}, written
+            assert (workdir / "results/paper/paper.tex").is_file()
+            missing = next(i for i, a in enumerate(argv) if a.endswith("tt_rank.pdf"))
+            with pytest.raises(ValueError, match="were not all given: results/figures/tt_rank.pdf"):
+                run_recorded(argv[:missing] + argv[missing + 1:], workdir.resolve())
+        else:
+            assert written == set(job["output"]), (job["rule"], sorted(written ^ set(job["output"])))
+        figures |= {o for o in job["output"] if o.startswith("results/figures/")}
+    # the figures the rules declare are the studies' (figures of the paper) and exactly the files the plotters wrote
+    assert figures == set(with_png(study_paper_files(validated)["figures"]))
+    assert sorted(os.listdir(workdir / "results/figures")) == sorted(Path(f).name for f in figures)
+    assert {"tt_convergence_8gaussians.pdf", "tt_rank.pdf", "tt_isolation.pdf", "landscape.pdf",
+            "digits_samples.png", "8gaussians_nfe.pdf"} <= set(os.listdir(workdir / "results/figures"))

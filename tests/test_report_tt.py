@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ttdm.report import tt
+from ttdm.report import tt_claims, tt_records
 
 
 def record(tmp_path, model, arch, optimizer, seed, *, swd, n_params, wall_s, val_loss, losses, solver=None):
@@ -35,29 +35,67 @@ def runs(tmp_path):
 
 
 def test_targets_are_computed_not_typed(runs):
-    targets = {t["name"]: t for t in tt.describe_targets(runs, pd.DataFrame())}
+    targets = {t["name"]: t for t in tt_records.describe_targets(runs, pd.DataFrame())}
     als = targets["als_vs_mlp_8gaussians"]
     assert als["met"] and "$1.25\\times$ the MLP's SWD" in als["text"] and "met." in als["text"]
     rgd = targets["rgd_vs_als_8gaussians"]
     assert rgd["met"] and "$1.80\\times$ the ALS training time" in rgd["text"]
     slow = runs.copy()
     slow.loc[slow["model"] == "tt-als", "wall_s"] = 3.0  # 0.3 x the MLP's time: the time target fails
-    als = {t["name"]: t for t in tt.describe_targets(slow, pd.DataFrame())}["als_vs_mlp_8gaussians"]
+    als = {t["name"]: t for t in tt_records.describe_targets(slow, pd.DataFrame())}["als_vs_mlp_8gaussians"]
     assert not als["met"] and "not met (time)" in als["text"]
 
 
 def test_convergence_uses_a_target_every_run_reaches(runs):
-    conv = tt.convergence(runs, tt.comparison(runs))
+    conv = tt_records.convergence(runs, tt_records.comparison(runs))
     assert set(conv["optimizer"]) == {"als", "rgd"}
     assert conv["target"].iloc[0] == pytest.approx(0.24)  # the worse of the two best losses
     times = dict(zip(conv["optimizer"], conv["time_to_target"]))
     assert times["als"] == pytest.approx(1.0) and times["rgd"] == pytest.approx(1.8)
-    claims = tt.convergence_claims(conv)
+    claims = tt_claims.convergence_claims(conv)
     assert "als ($1.00$~s), rgd ($1.80$~s)" in claims[0]
 
 
 def test_time_to_loss(tmp_path):
     pd.DataFrame({"step": [1, 2, 3], "loss": [0, 0, 0], "wall_s": [1.0, 2.0, 3.0],
                   "val_loss": [0.5, 0.3, 0.2]}).to_csv(tmp_path / "loss.csv", index=False)
-    assert tt.time_to_loss(tmp_path / "loss.csv", 0.3) == 2.0
-    assert tt.time_to_loss(tmp_path / "loss.csv", 0.1) is None
+    assert tt_records.time_to_loss(tmp_path / "loss.csv", 0.3) == 2.0
+    assert tt_records.time_to_loss(tmp_path / "loss.csv", 0.1) is None
+
+
+def test_tt_study_declares_what_the_writers_give_for_the_tiny_config(tiny_config):
+    from ttdm.config import validate_config
+    from ttdm.report.studies import tensor_train
+
+    config = validate_config(tiny_config)
+    out = tensor_train.outputs(config)
+    # the optimizers als and rgd on the base TT (convergence), the rank sweep (grid) and the eps* fit (isolation)
+    assert out["tt-figures"] == ["results/figures/tt_convergence_8gaussians.pdf", "results/figures/tt_rank.pdf",
+                                 "results/figures/tt_isolation.pdf"]
+    tables = set(out["tt-tables"])
+    assert {f"results/tables/tt_{name}.tex" for name in ("comparison", "grid", "isolation", "convergence")} <= tables
+    assert "results/tables/tt_variants.csv" in tables and "results/tables/tt_variants.tex" not in tables  # no tags
+    assert out["landscape-figure"] == ["results/figures/landscape.pdf"]
+    assert tensor_train.inputs(config) == [f"results/landscape/8gaussians/{m}/0.{ext}" for m in ("mlp", "tt-als")
+                                           for ext in ("csv", "json")]
+    tiny_config["grid"] = tiny_config["grid"][:2]  # no TT run: nothing of the section
+    tiny_config["paper"]["main_models"] = ["mlp", "unet"]
+    tiny_config["landscape"]["models"] = ["mlp"]
+    assert tensor_train.outputs(validate_config(tiny_config)) == {
+        "tt-tables": [], "tt-figures": [], "landscape-figure": ["results/figures/landscape.pdf"]}
+
+
+def test_tt_figures_are_exactly_the_declared_ones(runs, tmp_path):
+    from ttdm.report.tt_figures import write_tt_figures
+
+    csv = tmp_path / "tt_runs.csv"
+    runs.to_csv(csv, index=False)
+    losses = [f"{d}/loss.csv" for d in runs["run_dir"]]
+    with pytest.raises(ValueError, match=r"declared but not drawable: \['tt_rank'\]"):
+        write_tt_figures(csv, losses, tmp_path, ["tt_convergence_8gaussians", "tt_rank"])
+    with pytest.raises(ValueError, match=r"drawable but not declared: \['tt_convergence_8gaussians'\]"):
+        write_tt_figures(csv, losses, tmp_path, [])
+    with pytest.raises(ValueError, match="loss.csv of .* was not given"):
+        write_tt_figures(csv, [f for f in losses if "tt-als" not in f], tmp_path, ["tt_convergence_8gaussians"])
+    written = write_tt_figures(csv, losses, tmp_path / "out", ["tt_convergence_8gaussians"])
+    assert sorted(p.name for p in written) == ["tt_convergence_8gaussians.pdf", "tt_convergence_8gaussians.png"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from ttdm.schedules import NoiseSchedule, make_schedule
+from ttdm.schedules import SCHEDULES, NoiseSchedule, make_schedule
 
 
 @pytest.mark.parametrize("kind,name", [("linear", "linear"), ("cosine", "squaredcos_cap_v2")])
@@ -78,13 +78,36 @@ def test_q_sample_is_alpha_x0_plus_sigma_eps():
 
 
 @pytest.mark.parametrize("cfg,match", [
-    ({"kind": "linear", "T": 0}, "positive integer, got 0"),
-    ({"kind": "cosine", "T": 2.5}, "positive integer, got 2.5"),
+    ({"kind": "linear", "T": 0}, "schedule.T: 0 must be ≥ 1"),
+    ({"kind": "linear", "T": -5}, "schedule.T: -5 must be ≥ 1"),
+    ({"kind": "cosine", "T": 2.5}, "schedule.T: 2.5 is not an integer"),
+    ({"kind": "cosine", "T": True}, "schedule.T: True is not an integer"),
+    ({"kind": "linear", "beta_end": 1.5}, "schedule.beta_end: 1.5 must be < 1"),
+    ({"kind": "linear", "s": 0.01}, "schedule.s: unknown option; allowed: T, beta_end, beta_start"),
+    ({"kind": "cosine", "max_beta": "high"}, "schedule.max_beta: 'high' is not a number"),
     ({"kind": "quadratic"}, "'quadratic'; allowed: cosine, linear"),
 ])
 def test_bad_schedules(cfg, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError) as info:
         make_schedule(cfg)
+    assert match in str(info.value)
+
+
+def test_direct_calls_check_their_options_too():
+    with pytest.raises(ValueError, match="schedule.T: 0 must be ≥ 1"):
+        SCHEDULES.get("linear")(T=0)
+    with pytest.raises(ValueError, match="schedule.s: -0.1 must be ≥ 0"):
+        SCHEDULES.get("cosine")(T=10, s=-0.1)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_declared_defaults_are_the_functions_defaults(kind):
+    import dataclasses
+
+    defaults = dataclasses.asdict(SCHEDULES.options(kind)())
+    torch.testing.assert_close(make_schedule({"kind": kind}).betas, make_schedule({"kind": kind, **defaults}).betas,
+                               rtol=0, atol=0)
+    assert make_schedule({"kind": kind, "T": 20}).T == 20
 
 
 @pytest.mark.parametrize("betas", [[0.1, 1.0], [0.0, 0.1], [], [[0.1]]])

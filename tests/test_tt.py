@@ -262,9 +262,9 @@ def test_fit_domain_covers_the_forward_process_and_prior_is_exact_for_a_gaussian
 
 
 def test_bad_hyper_parameters_are_refused():
-    with pytest.raises(ValueError, match="layout='diagonal' is not one of per_output, shared"):
+    with pytest.raises(ValueError, match="tt.layout: 'diagonal' is not allowed; allowed: per_output, shared"):
         MODELS.get("tt")(2, None, layout="diagonal")
     with pytest.raises(ValueError, match="minimum 4 of basis 'bspline'"):
         MODELS.get("tt")(2, None, basis="bspline", degree=3)
-    with pytest.raises(ValueError, match="unknown basis"):
+    with pytest.raises(ValueError, match="tt.basis: 'wavelet' is not allowed; allowed: bspline"):
         MODELS.get("tt")(2, None, basis="wavelet")

@@ -70,46 +70,69 @@ def cmd_floor(args: argparse.Namespace) -> None:
 
 
 def cmd_tables(args: argparse.Namespace) -> None:
+    from ttdm.config import main_models, main_setting
+    from ttdm.report.studies import check_written, declared
     from ttdm.report.tables import write_tables
 
-    write_tables(args.metrics, args.floors, args.runs, args.bench, args.out, main=args.main, models=args.models)
+    written = write_tables(args.metrics, args.floors, args.runs, args.bench, args.out, main=main_setting(args.spec),
+                           models=main_models(args.spec))
+    check_written(declared(args.spec, "tables"), written, "ttdm tables")
 
 
 def cmd_tt_tables(args: argparse.Namespace) -> None:
-    from ttdm.report.tables import split_setting
-    from ttdm.report.tt import write_tt_tables
+    from ttdm.report.studies import check_written, declared
+    from ttdm.report.studies.tensor_train import collect
+    from ttdm.report.tt_tables import write_tt_tables
 
-    write_tt_tables(args.runs, args.metrics, args.floors, split_setting(args.main), args.out, data_root=args.data)
+    runs = collect(args.spec, args.runs, args.losses, args.metrics, args.floors, args.meta)
+    check_written(declared(args.spec, "tt-tables"), write_tt_tables(runs, args.out), "ttdm tt-tables")
 
 
 def cmd_tt_figures(args: argparse.Namespace) -> None:
+    from ttdm.report.studies import check_written, declared
     from ttdm.report.tt_figures import write_tt_figures
 
-    write_tt_figures(args.runs_table, args.out)
+    figures = declared(args.spec, "tt-figures")
+    written = write_tt_figures(args.runs_table, args.losses, args.out, [Path(f).stem for f in figures])
+    check_written(figures, written, "ttdm tt-figures")
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
+    from ttdm.config import main_setting
     from ttdm.report.figures import write_figures
+    from ttdm.report.studies import check_written, declared
 
-    write_figures(args.results, args.out, main=args.main, datasets=args.datasets, models=args.models)
+    figures = [f for f in declared(args.spec, "figures") if Path(f).stem.rpartition("_")[0] == args.dataset]
+    if not figures:
+        raise ValueError(f"the config declares no figures for dataset {args.dataset!r} (no main model trains on it)")
+    written = write_figures(args.dataset, args.out, kinds=[Path(f).stem.rpartition("_")[2] for f in figures],
+                            samples=args.samples, losses=args.losses, metrics=args.metrics, floor=args.floor,
+                            test=args.test, meta=args.meta, main=main_setting(args.spec))
+    check_written(figures, written, f"ttdm figures --dataset {args.dataset}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from ttdm.stages.bench import run_benchmarks
 
-    run_benchmarks(args.spec, args.out, data_root=args.data)
+    run_benchmarks(args.spec, args.out, meta_files=args.meta)
 
 
 def cmd_complexity(args: argparse.Namespace) -> None:
     from ttdm.stages.complexity import complexity
 
-    complexity(args.spec, args.data, args.out)
+    complexity(args.spec, args.meta, args.out)
 
 
 def cmd_paper(args: argparse.Namespace) -> None:
+    from ttdm.report.files import PaperFiles
     from ttdm.report.paper import compile_paper, render_paper
+    from ttdm.report.studies import paper_files
 
-    render_paper(args.results, args.templates, args.spec, args.out)
+    files = PaperFiles(tables=args.tables, figures=args.figures, meta=args.meta, runs=args.runs, inputs=args.inputs)
+    missing = files.missing(f for group in paper_files(args.spec).values() for f in group)
+    if missing:
+        raise ValueError(f"the studies' tables, figures and inputs were not all given: {', '.join(missing)}")
+    render_paper(files, args.templates, args.spec, args.out)
     if not args.no_compile:
         print(compile_paper(args.out))
 
@@ -167,48 +190,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
-    p = add("tables", cmd_tables, "aggregate metrics and runs into CSV and LaTeX tables")
-    p.add_argument("--metrics", type=Path, nargs="+", required=True)
-    p.add_argument("--floors", type=Path, nargs="+", required=True)
-    p.add_argument("--runs", type=Path, nargs="+", required=True)
-    p.add_argument("--bench", type=Path, default=None)
-    p.add_argument("--main", default=None, help="setting of the main table, SAMPLER_STEPS")
-    p.add_argument("--models", nargs="+", default=None, help="models of the main and training tables (default all)")
+    p = add("tables", cmd_tables, "aggregate metrics and runs into CSV and LaTeX tables (the DDPM study's)")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="per-setting metrics CSVs of every run")
+    p.add_argument("--floors", type=Path, nargs="+", required=True, help="floor.csv of every dataset")
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="train.json of every run")
+    p.add_argument("--bench", type=Path, nargs="*", default=[], help="benchmark CSVs, one table each")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("tt-tables", cmd_tt_tables, "tables of the tensor-train experiments (comparison, grid, isolation, convergence)")
-    p.add_argument("--runs", type=Path, nargs="+", required=True, help="every run directory")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it gives each run's spec)")
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="train.json of every run")
+    p.add_argument("--losses", type=Path, nargs="+", required=True, help="loss.csv of every run")
     p.add_argument("--metrics", type=Path, required=True, help="results/tables/metrics.csv")
-    p.add_argument("--floors", type=Path, nargs="+", required=True)
-    p.add_argument("--main", required=True, help="sampling setting of the SWD column, SAMPLER_STEPS")
-    p.add_argument("--data", type=Path, default=Path("results/data"))
+    p.add_argument("--floors", type=Path, nargs="+", required=True, help="floor.csv of every dataset")
+    p.add_argument("--meta", type=Path, nargs="+", required=True, help="meta.json of every dataset")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("tt-figures", cmd_tt_figures, "figures of the tensor-train experiments (PDF and PNG)")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON")
     p.add_argument("--runs-table", type=Path, required=True, help="results/tables/tt_runs.csv")
+    p.add_argument("--losses", type=Path, nargs="*", default=[], help="loss.csv of the convergence figures' runs")
     p.add_argument("--out", type=Path, required=True)
 
-    p = add("figures", cmd_figures, "draw the figures (PDF and PNG) from the results")
-    p.add_argument("--results", type=Path, required=True)
-    p.add_argument("--main", default=None, help="setting whose samples are drawn, SAMPLER_STEPS")
-    p.add_argument("--datasets", nargs="+", default=None, help="only these datasets (default: all in results)")
-    p.add_argument("--models", nargs="+", default=None, help="only these models (default: all in results)")
+    p = add("figures", cmd_figures, "draw one dataset's figures (PDF and PNG) from the given result files")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--samples", type=Path, nargs="+", required=True, help="samples file (.npz) shown per model")
+    p.add_argument("--losses", type=Path, nargs="+", required=True, help="loss.csv of every run drawn")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="per-setting metrics CSVs of the runs")
+    p.add_argument("--floor", type=Path, required=True, help="the dataset's floor.csv")
+    p.add_argument("--test", type=Path, required=True, help="the dataset's test.npy")
+    p.add_argument("--meta", type=Path, required=True, help="the dataset's meta.json")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("bench", cmd_bench, "benchmark training and sampling speed, memory and parameter counts")
     p.add_argument("--spec", type=_spec, required=True)
-    p.add_argument("--data", type=Path, default=Path("results/data"), help="folder of the datasets' folders")
+    p.add_argument("--meta", type=Path, nargs="+", required=True, help="meta.json of the benchmarked models' datasets")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("complexity", cmd_complexity, "parameters, FLOPs per forward and training step, peak training memory")
     p.add_argument("--spec", type=_spec, required=True)
-    p.add_argument("--data", type=Path, default=Path("results/data"), help="folder of the datasets' folders")
+    p.add_argument("--meta", type=Path, nargs="+", required=True, help="meta.json of the models' datasets")
     p.add_argument("--out", type=Path, required=True, help="folder of complexity.csv")
 
-    p = add("paper", cmd_paper, "render the LaTeX paper from the results and compile it")
+    p = add("paper", cmd_paper, "render the LaTeX paper from the given result files and compile it")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON")
-    p.add_argument("--results", type=Path, required=True)
     p.add_argument("--templates", type=Path, required=True)
+    p.add_argument("--tables", type=Path, nargs="+", required=True, help="the studies' tables (results/tables)")
+    p.add_argument("--figures", type=Path, nargs="*", default=[], help="the studies' figures (PDF)")
+    p.add_argument("--meta", type=Path, nargs="*", default=[], help="meta.json of every dataset")
+    p.add_argument("--runs", type=Path, nargs="*", default=[], help="train.json of every run (provenance)")
+    p.add_argument("--inputs", type=Path, nargs="*", default=[], help="other files the studies read")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--no-compile", action="store_true")
 
@@ -226,10 +259,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, nargs="+", required=True)
     p.add_argument("--labels", nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True, help="the .pdf; the .png gets the same stem")
+
+    p = add("worker", cmd_worker, "serve ttdm commands by forking a warm process (started by the workflow)")
+    p.add_argument("--socket", type=Path, required=True, help="Unix socket to listen on")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def cmd_worker(args: argparse.Namespace) -> None:
+    from ttdm.worker import serve
+
+    serve(args.socket)
+
+
+def main(argv: list[str] | None = None, *, worker: bool = True) -> int:
+    """Run ``ttdm argv``: in the warm worker of a local Snakemake run when there is one (:mod:`ttdm.worker`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if worker and argv[:1] != ["worker"]:
+        from ttdm.worker import run_via_worker
+
+        code = run_via_worker(argv)
+        if code is not None:
+            return code
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -80,7 +80,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     shape = tuple(blob["image_shape"]) if blob["image_shape"] is not None else None
     ctx = Context(spec=spec, dim=int(blob["dim"]), image_shape=shape, device=device)
     method = make_method(spec, ctx)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # parts are initialised from the run's seed, without side effects
+        torch.manual_seed(int(spec["seed"]))
         parts = method.build()
     for name, part in parts.items():
         part.load_state_dict(blob["parts"][name])

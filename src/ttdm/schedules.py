@@ -10,10 +10,12 @@ lambda at any t in [0, 1] through :meth:`NoiseSchedule.logsnr_at`, which interpo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ttdm.options import check_options, option
 from ttdm.registry import Registry
 
 SCHEDULES = Registry("schedule", "ttdm.schedules")
@@ -91,20 +93,34 @@ class NoiseSchedule:
         }
 
 
-@SCHEDULES.register("linear")
+@dataclass(frozen=True)
+class LinearOptions:
+    T: int = option(1000, "number of diffusion steps", min=1)
+    beta_start: float = option(1e-4, "beta of the first step", gt=0.0, lt=1.0)
+    beta_end: float = option(0.02, "beta of the last step", gt=0.0, lt=1.0)
+
+
+@dataclass(frozen=True)
+class CosineOptions:
+    T: int = option(1000, "number of diffusion steps", min=1)
+    s: float = option(0.008, "offset that keeps beta small near t = 0", min=0.0)
+    max_beta: float = option(0.999, "upper clip of every beta", gt=0.0, lt=1.0)
+
+
+@SCHEDULES.register("linear", options=LinearOptions)
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
     """Ho et al. (2020): beta linear from ``beta_start`` to ``beta_end`` over T steps (diffusers' "linear")."""
-    _check_T(T)
+    check_options(LinearOptions, {"T": T, "beta_start": beta_start, "beta_end": beta_end}, "schedule")
     return NoiseSchedule(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), name="linear")
 
 
-@SCHEDULES.register("cosine")
+@SCHEDULES.register("cosine", options=CosineOptions)
 def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSchedule:
     """Nichol & Dhariwal (2021): abar(t) = cos^2(((t/T + s)/(1 + s)) pi/2) / abar(0), beta clipped at ``max_beta``.
 
     beta_i = min(1 - abar((i+1)/T) / abar(i/T), max_beta), as diffusers' "squaredcos_cap_v2".
     """
-    _check_T(T)
+    check_options(CosineOptions, {"T": T, "s": s, "max_beta": max_beta}, "schedule")
 
     def f(u: float) -> float:
         return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
@@ -113,13 +129,14 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
     return NoiseSchedule(torch.tensor(betas, dtype=torch.float64), name="cosine")
 
 
-def _check_T(T: int) -> None:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"schedule T must be a positive integer, got {T!r}")
-
-
 def make_schedule(cfg: dict[str, Any]) -> NoiseSchedule:
-    """Build a schedule from a config dict ``{"kind": name, **kwargs}``, e.g. ``{"kind": "linear", "T": 1000}``."""
+    """Build a schedule from a config dict ``{"kind": name, **kwargs}``, e.g. ``{"kind": "linear", "T": 1000}``.
+
+    The options are checked first (:data:`SCHEDULES` records each kind's options), so an unknown or bad key is a
+    ValueError naming ``schedule.KEY``.
+    """
     cfg = dict(cfg)
     kind = cfg.pop("kind")
-    return SCHEDULES.get(kind)(**cfg)
+    build = SCHEDULES.get(kind)
+    check_options(SCHEDULES.options(kind), cfg, "schedule")
+    return build(**cfg)

@@ -7,13 +7,16 @@ from pathlib import Path
 from ttdm import config as cfg
 
 # Validate before any job starts: unknown keys, wrong types, unknown component names, a grid naming undefined
-# datasets/models... are all reported at once with their key paths (ttdm.config.validate_config).
+# datasets/models, every component's options (a data file is read)... are all reported at once with their key paths
+# (ttdm.config.validate_config). A valid config's result is cached in .snakemake/ttdm/, keyed by the config, the
+# schema and the fingerprints of ttdm's sources and of the data files, so an unchanged setup skips the registries.
 try:
     config.update(
         cfg.validate_config(
             config,
             source=", ".join(map(str, workflow.configfiles)) or "config",
             schema_path=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+            cache_dir=os.path.join(".snakemake", "ttdm"),
         )
     )
 except cfg.ConfigError as err:  # the message names every bad key: no traceback to read through
@@ -22,7 +25,6 @@ except cfg.ConfigError as err:  # the message names every bad key: no traceback 
 
 RUNS = list(cfg.runs(config))  # (dataset, model, seed) of every training job
 MAIN_MODELS = cfg.main_models(config)  # models of the main table and the per-dataset figures
-TT_PLAN = cfg.tt_plan(config)
 DATASETS = cfg.used_datasets(config)
 SEEDS = config["seeds"]
 CONDA_ENV = f"../../envs/{config['conda_env']}.yaml"  # relative to the rule files
@@ -62,23 +64,19 @@ def needs_args(wildcards, input):
     return " ".join(f"{role}={os.path.dirname(input[role])}" for role in needs)
 
 
-def dataset_runs(pattern):
-    """An input function: `pattern` formatted for every main-model run on the job's dataset (and every setting)."""
-
-    def inputs(wildcards):
-        runs = [(d, m, s) for d, m, s in RUNS if d == wildcards.dataset and m in MAIN_MODELS]
-        return setting_paths(pattern, runs) if "{setting}" in pattern else run_paths_of(pattern, runs)
-
-    return inputs
+from ttdm.report.studies import ddpm as ddpm_study
+from ttdm.report.studies import paper_files, study_outputs
+from ttdm.report.studies import tensor_train as tt_study
 
 
-def run_paths_of(pattern, runs):
-    return [pattern.format(dataset=d, model=m, seed=s) for d, m, s in runs]
+def figure_inputs(wildcards):
+    """Every file `ttdm figures` reads for the job's dataset (ttdm.report.studies.ddpm.figure_inputs), by role."""
+    return ddpm_study.figure_inputs(config, wildcards.dataset)
 
 
-def dataset_models(wildcards):
-    """Main models trained on the job's dataset (names are restricted to [A-Za-z0-9_-] by the schema)."""
-    return sorted({m for d, m, _ in RUNS if d == wildcards.dataset and m in MAIN_MODELS})
+def bench_meta(spec):
+    """meta.json of the datasets of a bench/complexity spec's models: the only data files those jobs read."""
+    return [f"results/data/{d}/meta.json" for d in dict.fromkeys(e["dataset"] for e in spec["models"].values())]
 
 
 def as_json(spec):
@@ -120,24 +118,24 @@ def final_outputs():
     return ["results/paper/paper.pdf"]
 
 
+# The paper's studies (ttdm.report.studies): each declares, from the config, the tables and figures its commands
+# write ({study: {command: files}}); the rules of a study take their outputs from it, and the paper rule reads the
+# outputs and inputs of every registered study.
+STUDY_OUTPUTS = study_outputs(config)
+DDPM = STUDY_OUTPUTS["ddpm"]
+TT = STUDY_OUTPUTS["tensor_train"]
+PAPER_FILES = paper_files(config)  # {"tables", "figures", "inputs"}: what `ttdm paper` reads
+FIGURE_KINDS = ddpm_study.figure_kinds(config)  # {dataset}_{kind}.pdf/.png, one figures job per dataset
+FIGURE_REPORT = {  # caption, category and label of each kind's PNG in `snakemake --report`
+    "samples": ("../report/samples.rst", "Samples", "samples over data"),
+    "loss": ("../report/loss.rst", "Training loss", "loss"),
+    "nfe": ("../report/nfe.rst", "Quality vs NFE", "SWD vs NFE"),
+}
+TT_FIGURES = TT["tt-figures"]
 BENCH_FILES = [f"results/bench/{name}" for name in ("models.csv", "train.csv", "sampling.csv")]
 PAPER_TEMPLATES = sorted(str(p) for p in Path("paper").rglob("*") if p.is_file())
-TT_FIGURES = (
-    [f"results/figures/tt_convergence_{d}.pdf" for d in TT_PLAN["convergence"]]
-    + (["results/figures/tt_rank.pdf"] if TT_PLAN["rank"] else [])
-    + (["results/figures/tt_isolation.pdf"] if TT_PLAN["isolation"] else [])
-)
-LANDSCAPE = config.get("landscape")
-LANDSCAPE_CSVS = (
-    [f"results/landscape/{LANDSCAPE['dataset']}/{m}/{LANDSCAPE['seed']}.csv" for m in LANDSCAPE["models"]]
-    if LANDSCAPE
-    else []
-)
-TT_OUTPUTS = (
-    (["results/tables/tt_runs.csv"] + TT_FIGURES if TT_PLAN["any"] else [])
-    + (["results/figures/landscape.pdf"] if LANDSCAPE else [])
-)
-FIGURES_PDF = expand("results/figures/{dataset}_{kind}.pdf", dataset=DATASETS, kind=["samples", "loss", "nfe"])
+LANDSCAPE = config.get("landscape") or {}
+LANDSCAPE_CSVS = tt_study.landscape_files(config)
 
 
 def job_resources(kind, threads=1, gpu=False):

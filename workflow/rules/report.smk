@@ -1,3 +1,5 @@
+# The paper's studies (ttdm.report.studies) and the paper. Every rule passes the files its command reads on the
+# command line and declares the same files as its inputs; its outputs are what the study declares for the config.
 localrules:
     tables,
     tt_tables,
@@ -8,38 +10,32 @@ localrules:
 
 
 rule tables:
-    """Every metric and run aggregated: CSV and booktabs LaTeX, mean ± std over seeds and multiples of the floor."""
+    """DDPM baselines: every metric and run aggregated (CSV and booktabs LaTeX, mean ± std over seeds, multiples of
+    the floor), and one table per benchmark CSV."""
     input:
         metrics=setting_paths("results/metrics/{dataset}/{model}/{seed}/{setting}.csv"),
         floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
         runs=run_paths("results/runs/{dataset}/{model}/{seed}/train.json"),
-        bench=BENCH_FILES,
-        complexity="results/bench/complexity.csv",
+        bench=ddpm_study.bench_files(),
     output:
-        summary="results/tables/summary.csv",
-        summary_tex="results/tables/summary.tex",
-        metrics="results/tables/metrics.csv",
+        DDPM["tables"],
     params:
-        runs=run_paths("results/runs/{dataset}/{model}/{seed}"),
-        bench=lambda wildcards, input: os.path.dirname(input.bench[0]),
-        main=cfg.main_setting(config),
-        models=MAIN_MODELS,
-        out=subpath(output.summary, parent=True),
+        spec=config_spec,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
     conda:
         CONDA_ENV
     log:
         "logs/tables.log",
     shell:
-        "ttdm tables --metrics {input.metrics:q} --floors {input.floors:q} --runs {params.runs:q}"
-        " --bench {params.bench:q} --main {params.main:q} --models {params.models:q} --out {params.out:q}"
-        " > {log:q} 2>&1"
+        "ttdm tables --spec {params.spec:q} --metrics {input.metrics:q} --floors {input.floors:q}"
+        " --runs {input.runs:q} --bench {input.bench:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule bench:
     """Training steps/s, sampling time per 1000 samples for each step count, peak memory, parameter counts."""
     priority: 50  # a long single-core job: start it early rather than alone at the end
     input:
-        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        meta=bench_meta(cfg.bench_spec(config)),
     output:
         BENCH_FILES,
     params:
@@ -53,59 +49,48 @@ rule bench:
         "logs/bench.log",
     threads: config["threads"]
     shell:
-        "ttdm bench --spec {params.spec:q} --data results/data --out {params.out:q} > {log:q} 2>&1"
+        "ttdm bench --spec {params.spec:q} --meta {input.meta:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule figures:
-    """Samples over data, loss curves and SWD vs NFE of one dataset (PDF for the paper, PNG for the report)."""
+    """DDPM baselines, one dataset: samples over data, loss curves and SWD vs NFE (PDF for the paper, PNG for the
+    report)."""
     input:
-        samples=dataset_runs("results/samples/{dataset}/{model}/{seed}/{setting}.npz"),
-        loss=dataset_runs("results/runs/{dataset}/{model}/{seed}/loss.csv"),
-        metrics=dataset_runs("results/metrics/{dataset}/{model}/{seed}/{setting}.csv"),
-        floor="results/metrics/{dataset}/floor.csv",
-        test="results/data/{dataset}/test.npy",
+        unpack(figure_inputs),
     output:
-        samples="results/figures/{dataset}_samples.pdf",
-        loss="results/figures/{dataset}_loss.pdf",
-        nfe="results/figures/{dataset}_nfe.pdf",
-        samples_png=report(
-            "results/figures/{dataset}_samples.png",
-            caption="../report/samples.rst",
-            category="Samples",
-            labels={"dataset": "{dataset}", "figure": "samples over data"},
-        ),
-        loss_png=report(
-            "results/figures/{dataset}_loss.png",
-            caption="../report/loss.rst",
-            category="Training loss",
-            labels={"dataset": "{dataset}", "figure": "loss"},
-        ),
-        nfe_png=report(
-            "results/figures/{dataset}_nfe.png",
-            caption="../report/nfe.rst",
-            category="Quality vs NFE",
-            labels={"dataset": "{dataset}", "figure": "SWD vs NFE"},
-        ),
+        pdf=expand("results/figures/{{dataset}}_{kind}.pdf", kind=FIGURE_KINDS),
+        png=[
+            report(
+                f"results/figures/{{dataset}}_{kind}.png",
+                caption=FIGURE_REPORT[kind][0],
+                category=FIGURE_REPORT[kind][1],
+                labels={"dataset": "{dataset}", "figure": FIGURE_REPORT[kind][2]},
+            )
+            for kind in FIGURE_KINDS
+        ],
     params:
-        main=cfg.main_setting(config),
-        models=dataset_models,
+        spec=config_spec,
+        out=lambda wildcards, output: os.path.dirname(output.pdf[0]),
     conda:
         CONDA_ENV
     log:
         "logs/figures/{dataset}.log",
     shell:
-        "ttdm figures --results results --datasets {wildcards.dataset} --models {params.models}"
-        " --main {params.main:q} --out results/figures > {log:q} 2>&1"
+        "ttdm figures --spec {params.spec:q} --dataset {wildcards.dataset:q} --samples {input.samples:q}"
+        " --losses {input.losses:q} --metrics {input.metrics:q} --floor {input.floor:q} --test {input.test:q}"
+        " --meta {input.meta:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule paper:
-    """The paper: templates in paper/ rendered from results/ and compiled by latexmk."""
+    """The paper: templates in paper/ rendered from the tables, figures and other inputs of every registered study,
+    the datasets' meta.json and the runs' train.json (provenance), and compiled by latexmk."""
     input:
         templates=PAPER_TEMPLATES,
-        tables="results/tables/summary.csv",
-        figures=FIGURES_PDF,
-        bench=BENCH_FILES,
-        tt=TT_OUTPUTS,
+        tables=PAPER_FILES["tables"],
+        figures=PAPER_FILES["figures"],
+        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        runs=run_paths("results/runs/{dataset}/{model}/{seed}/train.json"),
+        inputs=PAPER_FILES["inputs"],
     output:
         tex="results/paper/paper.tex",
         pdf=report("results/paper/paper.pdf", caption="../report/paper.rst", category="Paper"),
@@ -117,4 +102,6 @@ rule paper:
     log:
         "logs/paper.log",
     shell:
-        "ttdm paper --spec {params.spec:q} --results results --templates paper --out {params.out:q} > {log:q} 2>&1"
+        "ttdm paper --spec {params.spec:q} --templates paper --tables {input.tables:q}"
+        " --figures {input.figures:q} --meta {input.meta:q} --runs {input.runs:q} --inputs {input.inputs:q}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -3,32 +3,35 @@
 
 
 rule tt_tables:
-    """Per-run records and the comparison, rank-grid, isolation and convergence tables of the TT experiments."""
+    """Per-run records, targets and the comparison, rank-grid, isolation, variants and convergence tables of the TT
+    experiments (the tensor-train study's; each run's spec comes from the config)."""
     input:
         runs=run_paths("results/runs/{dataset}/{model}/{seed}/train.json"),
         losses=run_paths("results/runs/{dataset}/{model}/{seed}/loss.csv"),
         metrics="results/tables/metrics.csv",
         floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
+        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
     output:
-        runs="results/tables/tt_runs.csv",
-        tables=expand("results/tables/tt_{kind}.csv", kind=["comparison", "grid", "isolation", "variants", "convergence"]),
+        TT["tt-tables"],
     params:
-        runs=run_paths("results/runs/{dataset}/{model}/{seed}"),
-        main=cfg.main_setting(config),
-        out=subpath(output.runs, parent=True),
+        spec=config_spec,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
     conda:
         CONDA_ENV
     log:
         "logs/tt_tables.log",
     shell:
-        "ttdm tt-tables --runs {params.runs:q} --metrics {input.metrics:q} --floors {input.floors:q}"
-        " --main {params.main:q} --out {params.out:q} > {log:q} 2>&1"
+        "ttdm tt-tables --spec {params.spec:q} --runs {input.runs:q} --losses {input.losses:q}"
+        " --metrics {input.metrics:q} --floors {input.floors:q} --meta {input.meta:q} --out {params.out:q}"
+        " > {log:q} 2>&1"
 
 
 rule tt_figures:
-    """Convergence per dataset, rank and basis size, and isolation figures (PDF for the paper, PNG for the report)."""
+    """Convergence per dataset, rank and basis size, and isolation figures (PDF for the paper, PNG for the report):
+    those the tensor-train study declares for the config."""
     input:
-        "results/tables/tt_runs.csv",
+        runs="results/tables/tt_runs.csv",
+        losses=tt_study.convergence_losses(config),
     output:
         pdf=TT_FIGURES,
         png=report(
@@ -36,12 +39,16 @@ rule tt_figures:
             caption="../report/tt.rst",
             category="Tensor-train models",
         ),
+    params:
+        spec=config_spec,
+        out=lambda wildcards, output: os.path.dirname(output.pdf[0]),
     conda:
         CONDA_ENV
     log:
         "logs/tt_figures.log",
     shell:
-        "ttdm tt-figures --runs-table {input:q} --out results/figures > {log:q} 2>&1"
+        "ttdm tt-figures --spec {params.spec:q} --runs-table {input.runs:q} --losses {input.losses:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule landscape:
@@ -55,9 +62,9 @@ rule landscape:
     params:
         run=subpath(input.model, parent=True),
         data=subpath(input.meta, parent=True),
-        n=config.get("landscape", {}).get("n", 21),
-        span=config.get("landscape", {}).get("span", 1.0),
-        points=config.get("landscape", {}).get("points", 4096),
+        n=LANDSCAPE.get("n", 21),
+        span=LANDSCAPE.get("span", 1.0),
+        points=LANDSCAPE.get("points", 4096),
     resources:
         **job_resources("landscape", threads=config["threads"]),
     conda:
@@ -78,7 +85,7 @@ rule landscape_figure:
         pdf="results/figures/landscape.pdf",
         png=report("results/figures/landscape.png", caption="../report/landscape.rst", category="Loss landscape"),
     params:
-        labels=config.get("landscape", {}).get("models", []),
+        labels=LANDSCAPE.get("models", []),
     conda:
         CONDA_ENV
     log:
@@ -91,7 +98,7 @@ rule complexity:
     """Parameters, FLOPs per forward and per optimizer step, and peak training memory of every trained model."""
     priority: 50
     input:
-        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        meta=bench_meta(cfg.complexity_spec(config)),
     output:
         "results/bench/complexity.csv",
     params:
@@ -105,4 +112,4 @@ rule complexity:
         "logs/complexity.log",
     threads: config["threads"]
     shell:
-        "ttdm complexity --spec {params.spec:q} --data results/data --out {params.out:q} > {log:q} 2>&1"
+        "ttdm complexity --spec {params.spec:q} --meta {input.meta:q} --out {params.out:q} > {log:q} 2>&1"

@@ -6,6 +6,10 @@ existing datasets and models, that component options are accepted by the compone
 exists. Every error names the config file, the key's path and the allowed values, and all are reported at once, before
 any job starts. The `*_spec` functions turn the validated config and a job's wildcards into the small dict that the
 job receives on its command line and saves beside its outputs.
+
+`run_settings`, `needs_of`, `run_spec` and `complexity_spec` here ask a run's method (and so import torch); for a
+config that `validate_config(..., cache_dir=...)` read from or wrote to its cache they return the values stored with
+it instead (`ttdm.config.cache`), identical by construction, so a dry run of an unchanged setup never imports torch.
 """
 
 from ttdm.config.grid import (
@@ -15,22 +19,41 @@ from ttdm.config.grid import (
     n_eval,
     runs,
     training_for,
-    tt_plan,
     used_datasets,
 )
-from ttdm.config.methods import LOOP_KEYS, needs_of, resolved_training, settings_for
+from ttdm.config import cache as _cache
+from ttdm.config import methods as _methods
+from ttdm.config import specs as _specs
+from ttdm.config.methods import LOOP_KEYS, resolved_training, settings_for
 from ttdm.config.schema import SCHEMA_PATH, ConfigError, load_schema, validate_config
 from ttdm.config.specs import (
     bench_spec,
-    complexity_spec,
     data_spec,
     eval_spec,
     job_resources,
     load_config,
     main_setting,
-    run_settings,
-    run_spec,
     sample_spec,
     sampling_keys,
     split_setting,
 )
+
+
+def run_settings(config: dict, dataset: str, model: str) -> list[str]:
+    """:func:`ttdm.config.specs.run_settings`, from the validation cache when it holds ``config``."""
+    return _cache.derived(config, "run_settings", (dataset, model), _specs.run_settings)
+
+
+def needs_of(config: dict, dataset: str, model: str) -> dict[str, str]:
+    """:func:`ttdm.config.methods.needs_of`, from the validation cache when it holds ``config``."""
+    return _cache.derived(config, "needs_of", (dataset, model), _methods.needs_of)
+
+
+def run_spec(config: dict, dataset: str, model: str, seed: int) -> dict:
+    """:func:`ttdm.config.specs.run_spec`, from the validation cache when it holds ``config``."""
+    return _cache.derived(config, "run_spec", (dataset, model, seed), _specs.run_spec)
+
+
+def complexity_spec(config: dict) -> dict:
+    """:func:`ttdm.config.specs.complexity_spec`, from the validation cache when it holds ``config``."""
+    return _cache.derived(config, "complexity_spec", (), _specs.complexity_spec)

@@ -111,30 +111,3 @@ def main_models(config: dict[str, Any]) -> list[str]:
     trained = list(dict.fromkeys(m for _, m, _ in runs(config)))
     chosen = config.get("paper", {}).get("main_models")
     return [m for m in trained if m in chosen] if chosen else trained
-
-
-def tt_plan(config: dict[str, Any]) -> dict[str, Any]:
-    """Which tensor-train outputs the config yields (they must match ``ttdm.report.tt_figures``).
-
-    convergence: datasets where the base TT model (no sweep, no tag) is trained on the DDPM loss by ≥ 2 optimizers;
-    rank: some swept TT model is trained on the DDPM loss; isolation: some run fits ε*; any: some TT run exists.
-    """
-    optimizers: dict[str, set] = {}
-    rank = isolation = any_tt = False
-    for dataset, model, _ in runs(config):
-        block = block_for(config, dataset, model)
-        if config["models"][model]["arch"] != "tt":
-            isolation |= training_for(config, dataset, model)["method"] == "eps_star"
-            continue
-        any_tt = True
-        variant = block.get("variant") or {}
-        method = training_for(config, dataset, model)["method"]
-        isolation |= method == "eps_star"
-        if method != "ddpm" or variant.get("tag"):
-            continue
-        if variant.get("sweep"):
-            rank = True
-        else:
-            optimizers.setdefault(dataset, set()).add(variant.get("optimizer") or model)
-    conv = [d for d in used_datasets(config) if len(optimizers.get(d, ())) >= 2]
-    return {"any": any_tt, "convergence": conv, "rank": rank, "isolation": isolation and any_tt}

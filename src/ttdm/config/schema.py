@@ -80,9 +80,30 @@ def _key_path(path: Any) -> str:
 
 
 def validate_config(
-    config: dict[str, Any], *, source: str = "config", schema_path: str | Path = SCHEMA_PATH
+    config: dict[str, Any],
+    *,
+    source: str = "config",
+    schema_path: str | Path = SCHEMA_PATH,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Return a completed copy of ``config`` or raise ConfigError listing every problem with its key path."""
+    """Return a completed copy of ``config`` or raise ConfigError listing every problem with its key path.
+
+    With ``cache_dir`` (the workflow passes ``.snakemake/ttdm``) a valid config's result is kept there, and the same
+    inputs return it without importing the registries (torch): :mod:`ttdm.config.cache` says what "the same" means.
+    A config with errors is never stored.
+    """
+    from ttdm.config import cache
+
+    path = cache.entry_path(config, schema_path, cache_dir) if cache_dir is not None else None
+    cached = cache.read(path)
+    if cached is not None:
+        return cached
+    result = _validate(config, source=source, schema_path=schema_path)
+    cache.write(path, result)
+    return result
+
+
+def _validate(config: dict[str, Any], *, source: str, schema_path: str | Path) -> dict[str, Any]:
     config = copy.deepcopy(config)
     schema = load_schema(schema_path)
     errors = []
@@ -93,13 +114,15 @@ def validate_config(
             where = f"{where}: key {err.instance!r}"
         errors.append(f"{where}: {err.message}")
     # the components' and methods' own options are checked even when the schema found problems elsewhere, so that
-    # every error is reported at once; a part too broken to check is left to the schema's messages
+    # every error is reported at once; a key the schema already refused is not reported twice, and a part too broken
+    # to check is left to the schema's messages
     from ttdm.config.components import component_errors
     from ttdm.config.methods import method_errors, source_errors
 
+    refused = {e.split(": ", 1)[0] for e in errors}
     for check in (component_errors, source_errors):
         try:
-            errors += [e for e in check(config) if e not in errors]
+            errors += [e for e in check(config) if e not in errors and e.split(": ", 1)[0] not in refused]
         except (KeyError, TypeError, AttributeError, ValueError):
             if not errors:
                 raise
@@ -113,5 +136,3 @@ def validate_config(
     if errors:
         raise ConfigError(f"{source} is not valid:\n  - " + "\n  - ".join(errors))
     return config
-
-

@@ -1,16 +1,18 @@
-"""What a registered dataset loader returns, and the option checks every loader shares.
+"""What a registered dataset loader returns.
 
-A loader is registered with ``@DATASETS.register(kind)`` on a function ``load(cfg: dict) -> Dataset``; ``cfg`` holds
-the dataset's own options from the config (``noise``, ``path``, ...), never the split sizes or the seed, which the
-data stage (:mod:`ttdm.stages.data`) handles. A loader draws nothing: generated sets return a sampler, real sets
-their rows, and the data stage does every random split and draw with its own seeded generators.
+A loader is registered with ``@DATASETS.register(kind, options=OptionsClass)`` on a function
+``load(cfg: dict) -> Dataset``; ``cfg`` holds the dataset's own options from the config (``noise``, ``path``, ...),
+never the split sizes or the seed, which the data stage (:mod:`ttdm.stages.data`) handles.  ``OptionsClass``
+declares them (:mod:`ttdm.options`): the config validation checks them before any job starts, and the loader checks
+them again with ``check_options(OptionsClass, cfg, kind)``, so a direct call gets the same messages.  A loader draws
+nothing: generated sets return a sampler, real sets their rows, and the data stage does every random split and draw
+with its own seeded generators.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -56,22 +58,3 @@ class Dataset:
     def is_generated(self) -> bool:
         """True for a generator of fresh draws, False for a finite table."""
         return self.sample is not None
-
-
-def options(kind: str, cfg: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` updated by ``cfg``; a ValueError names any key of ``cfg`` that ``kind`` does not take."""
-    unknown = sorted(set(cfg) - set(defaults))
-    if unknown:
-        allowed = ", ".join(sorted(defaults)) or "(none)"
-        raise ValueError(f"dataset kind {kind!r}: unknown option(s) {unknown}; allowed: {allowed}")
-    return {**defaults, **cfg}
-
-
-def positive(kind: str, name: str, value: Any, *, integer: bool = False, zero: bool = False) -> Any:
-    """``value`` when it is a finite positive number (an integer if ``integer``; 0 too if ``zero``), else ValueError."""
-    is_number = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    if isinstance(value, bool) or not is_number or not np.isfinite(value) or not (value > 0 or (zero and value == 0)):
-        what = "integer" if integer else "number"
-        bound = "≥ 0" if zero else "> 0"
-        raise ValueError(f"dataset kind {kind!r}: option {name}={value!r} must be a {what} {bound}")
-    return value

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ttdm.data import DATASETS
-from ttdm.data.base import Dataset, options
+from ttdm.data.base import Dataset
+from ttdm.options import NoOptions, check_options
 
 LEVELS = 17  # pixel values 0..16
 
@@ -22,12 +23,12 @@ def to_unit_range(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(pixels, dtype=np.float64) / (LEVELS - 1) * 2.0 - 1.0
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", options=NoOptions)
 def digits(cfg: dict[str, Any]) -> Dataset:
     """All 1797 sklearn digits as rows (1797, 64) in [−1, 1], viewed as images (1, 8, 8) with 17 levels."""
+    check_options(NoOptions, cfg, "digits")
     from sklearn.datasets import load_digits
 
-    options("digits", cfg, {})
     pixels = load_digits().data  # (1797, 64), row-major 8×8 images
     return Dataset(
         source="sklearn.datasets.load_digits (UCI optical recognition of handwritten digits, 8x8, values 0-16)",

@@ -3,35 +3,45 @@
 ``.npy`` files are read with ``np.load(path, allow_pickle=False)``, so nothing in them is ever executed. ``.csv``
 files are comma separated (option ``delimiter``), one row per line, with an optional first row of column names (a
 first row none of whose cells is a number). Every refusal names the file and what is wrong with it: a missing file,
-an unknown extension, an unreadable or non-numeric array, a shape that is not (N, D), an empty table, a cell that is
-not a number (its line and column), rows of unequal length, and NaN or ±inf values (how many, and the first one's
-row and column). The split sizes are checked by the data stage, which knows them.
+an unknown extension, an unreadable or non-numeric array, a shape that is not (N, D), a table of fewer than
+:data:`MIN_ROWS` rows, a cell that is not a number (its line and column), rows of unequal length, and NaN or ±inf
+values (how many, and the first one's row and column). The config validation reads the file too
+(``ttdm.config.components``), so these errors come before any job starts; the split sizes are checked by the data
+stage, which knows them.
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ttdm.data import DATASETS
-from ttdm.data.base import Dataset, options
+from ttdm.data.base import Dataset
+from ttdm.options import REQUIRED, check_options, option
 
 EXTENSIONS = (".npy", ".csv")
+MIN_ROWS = 2  # a standard deviation needs two rows
 
 
-@DATASETS.register("file")
+@dataclass(frozen=True)
+class FileOptions:
+    path: str = option(REQUIRED, "the data file, .npy or .csv, N rows x D columns", pattern=r".+",
+                       allowed="a non-empty path")
+    delimiter: str = option(",", "the field separator of a .csv file", pattern=r'[^"\r\n0-9A-Za-z.+\-]',
+                            allowed="one character other than a letter, a digit, '.', '+', '-', a quote or a line "
+                                    "break (e.g. ',', ';', a tab)")
+
+
+@DATASETS.register("file", options=FileOptions)
 def data_file(cfg: dict[str, Any]) -> Dataset:
     """The rows of the table at ``cfg["path"]`` (required), standardised later like the generated sets."""
-    opts = options("file", cfg, {"path": None, "delimiter": ","})
-    if not isinstance(opts["path"], str) or not opts["path"]:
-        raise ValueError(f"dataset kind 'file' needs option path (a .npy or .csv file), got {opts['path']!r}")
-    if not isinstance(opts["delimiter"], str) or len(opts["delimiter"]) != 1:
-        raise ValueError(f"dataset kind 'file': option delimiter={opts['delimiter']!r} must be one character")
-    points = read_table(opts["path"], delimiter=opts["delimiter"])
-    return Dataset(source=f"user file {opts['path']}", points=points)
+    opts = check_options(FileOptions, cfg, "file")
+    points = read_table(opts.path, delimiter=opts.delimiter)
+    return Dataset(source=f"user file {opts.path}", points=points)
 
 
 def read_table(path: str | Path, *, delimiter: str = ",") -> np.ndarray:
@@ -47,6 +57,8 @@ def read_table(path: str | Path, *, delimiter: str = ",") -> np.ndarray:
     else:
         table, lines = _read_csv(path, delimiter)
     _check_finite(path, table, lines)
+    if len(table) < MIN_ROWS:
+        raise ValueError(f"{path}: the table has {len(table)} row(s); at least {MIN_ROWS} are needed")
     return table
 
 

@@ -2,16 +2,46 @@
 
 Every metric takes model samples ``x: (N, D)`` and reference points ``ref: (M, D)`` (numpy, any float dtype; the
 arithmetic is float64) and returns ``{name: value}``. The O(N M) metrics (``mmd``, ``energy``, ``w2``) first draw at
-most ``max_points`` rows of each set without replacement with ``rng``, so their cost is bounded.
+most ``max_points`` rows of each set without replacement with ``rng``, so their cost is bounded.  Each metric's options
+are declared (``*Options``) and registered with it, so the config validation checks them without running it; scipy
+is imported when a metric runs, not when the config is checked.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
 
 from ttdm.metrics import METRICS
+from ttdm.options import option
+
+
+def cdist(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """``scipy.spatial.distance.cdist``, imported on first use."""
+    from scipy.spatial.distance import cdist as scipy_cdist
+
+    return scipy_cdist(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class SWDOptions:
+    n_projections: int = option(500, "random directions of the Monte-Carlo estimate", min=1)
+
+
+@dataclass(frozen=True)
+class MMDOptions:
+    bandwidths: list[float] | None = option(None, "RBF bandwidths h (default: median distance x 0.5, 1, 2)", gt=0)
+    max_points: int = option(2000, "rows of each set used at most (subsampled with the metric's rng)", min=2)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """An empty list of bandwidths defines no kernel."""
+        return [("bandwidths", "[] is empty; give positive numbers or leave it out")] if self.bandwidths == [] else []
+
+
+@dataclass(frozen=True)
+class MaxPointsOptions:
+    max_points: int = option(2000, "rows of each set used at most (subsampled with the metric's rng)", min=2)
 
 _PROJECTION_CHUNK = 128  # projections handled per block in `swd`, bounds memory at (N + M) * 128 floats
 
@@ -48,7 +78,7 @@ def _w2_squared_1d(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return widths @ (u_sorted[iu] - v_sorted[iv]) ** 2  # (G,) @ (G, P) -> (P,)
 
 
-@METRICS.register("swd")
+@METRICS.register("swd", options=SWDOptions)
 def swd(
     x: np.ndarray, ref: np.ndarray, *, meta: dict, rng: np.random.Generator, n_projections: int = 500
 ) -> dict[str, float]:
@@ -82,7 +112,7 @@ def median_bandwidth(d2_xx: np.ndarray, d2_yy: np.ndarray, d2_xy: np.ndarray) ->
     return median if median > 0 else 1.0
 
 
-@METRICS.register("mmd")
+@METRICS.register("mmd", options=MMDOptions)
 def mmd(
     x: np.ndarray,
     ref: np.ndarray,
@@ -119,7 +149,7 @@ def mmd(
     return {"mmd": float(within_x + within_y - 2.0 * k_xy.mean())}
 
 
-@METRICS.register("energy")
+@METRICS.register("energy", options=MaxPointsOptions)
 def energy(
     x: np.ndarray, ref: np.ndarray, *, meta: dict, rng: np.random.Generator, max_points: int = 2000
 ) -> dict[str, float]:
@@ -138,7 +168,7 @@ def energy(
     return {"energy": float(2.0 * cdist(x, y).mean() - within_x - within_y)}
 
 
-@METRICS.register("w2")
+@METRICS.register("w2", options=MaxPointsOptions)
 def w2(
     x: np.ndarray, ref: np.ndarray, *, meta: dict, rng: np.random.Generator, max_points: int = 2000
 ) -> dict[str, float]:
@@ -162,6 +192,8 @@ def w2(
         k = large // small
         xr, yr = (np.repeat(x, k, axis=0), y) if len(x) < len(y) else (x, np.repeat(y, k, axis=0))
         cost_matrix = cdist(xr, yr, "sqeuclidean")  # (M, M)
+        from scipy.optimize import linear_sum_assignment
+
         rows, cols = linear_sum_assignment(cost_matrix)
         cost = cost_matrix[rows, cols].mean()
     else:

@@ -13,6 +13,7 @@ import hashlib
 import numpy as np
 
 from ttdm.metrics import METRICS
+from ttdm.options import check_options
 
 MIN_FINITE_ROWS = 2  # the unbiased estimators divide by N − 1
 
@@ -33,7 +34,8 @@ def evaluate(
     ``metrics`` maps registered metric names to their options, e.g. ``{"swd": {"n_projections": 500}, "mmd": {}}``;
     each metric gets its own generator ``metric_rng(seed, name)``. The result starts with ``nonfinite_fraction``
     (see the module docstring); the metrics see only the finite rows of ``x``. Unknown names raise ``METRICS.get``'s
-    ValueError before any metric runs; so do a non-finite or misshaped ``ref`` and a misshaped ``x``.
+    ValueError before any metric runs; so do options that a metric does not declare (naming ``metrics.NAME.KEY``),
+    a non-finite or misshaped ``ref`` and a misshaped ``x``.
     """
     x, ref = np.asarray(x, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     if x.ndim != 2 or ref.ndim != 2 or x.shape[1] != ref.shape[1] or len(x) == 0:
@@ -41,6 +43,8 @@ def evaluate(
     if len(ref) < MIN_FINITE_ROWS or not np.isfinite(ref).all():
         raise ValueError(f"ref {ref.shape} must have at least {MIN_FINITE_ROWS} rows, all finite")
     fns = {name: METRICS.get(name) for name in metrics}
+    for name, options in metrics.items():
+        check_options(METRICS.options(name), options or {}, f"metrics.{name}")
     finite = np.isfinite(x).all(axis=1)  # (N,)
     values = {"nonfinite_fraction": float(1.0 - finite.mean())}
     x = x[finite]

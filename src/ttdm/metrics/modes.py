@@ -7,9 +7,20 @@ within 3 standard deviations of it, and a mode is covered when enough high-quali
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ttdm.metrics import METRICS
+from ttdm.options import option
+
+
+@dataclass(frozen=True)
+class ModesOptions:
+    threshold: float = option(3.0, "standardised distance within which a sample is high quality", gt=0)
+    min_count: int | None = option(None, "high-quality samples a covered mode needs (default 1% of its share)",
+                                   min=1)
+    eps: float = option(1e-10, "pseudo-count of the mode histogram", gt=0)
 
 
 def standardized_distances(x: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
@@ -23,7 +34,7 @@ def default_min_counts(weights: np.ndarray, n: int) -> np.ndarray:
     return np.maximum(1, np.ceil(0.01 * weights * n)).astype(np.int64)
 
 
-@METRICS.register("modes")
+@METRICS.register("modes", options=ModesOptions)
 def modes(
     x: np.ndarray,
     ref: np.ndarray,

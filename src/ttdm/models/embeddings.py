@@ -1,4 +1,4 @@
-"""Pieces shared by the noise-prediction networks: sinusoidal time embedding, hyper-parameter checks, sizes.
+"""Pieces shared by the noise-prediction networks: sinusoidal time embedding, time broadcasting, sizes.
 
 Every network receives the continuous time t = (i + 1)/T in (0, 1] and embeds ``t * 1000`` as in Ho et al. (2020),
 so a network trained with any T sees the usual DDPM range of time values.
@@ -6,16 +6,12 @@ so a network trained with any T sees the usual DDPM range of time values.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 TIME_SCALE = 1000.0  # t in (0, 1] -> the DDPM timestep range (0, 1000]
-
-C = TypeVar("C")
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, *, max_period: float = 10000.0) -> torch.Tensor:
@@ -58,21 +54,6 @@ class TimeMLP(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return self.net(timestep_embedding(t, self.time_dim))
-
-
-def make_config(cls: type[C], arch: str, hparams: dict[str, Any]) -> C:
-    """Fill the frozen dataclass ``cls`` from ``hparams``; unknown names or non-positive sizes raise ValueError."""
-    allowed = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(hparams) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown hyper-parameter(s) {unknown} for model {arch!r}; allowed: {', '.join(allowed)}")
-    cfg = cls(**hparams)
-    for name in allowed:
-        value = getattr(cfg, name)
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in values):
-            raise ValueError(f"model {arch!r}: hyper-parameter {name}={value!r} must be positive")
-    return cfg
 
 
 def broadcast_time(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import TimeMLP, broadcast_time, make_config
+from ttdm.models.embeddings import TimeMLP, broadcast_time
+from ttdm.options import check_options, option
 
 
 @dataclass(frozen=True)
 class MLPConfig:
-    hidden: int = 128  # width of every hidden layer
-    depth: int = 3  # number of hidden layers
-    time_dim: int = 32  # size of the sinusoidal time embedding and of its MLP
+    hidden: int = option(128, "width of every hidden layer", min=1)
+    depth: int = option(3, "number of hidden layers", min=1)
+    time_dim: int = option(32, "size of the sinusoidal time embedding and of its MLP", min=2)
 
 
 class MLP(nn.Module):
@@ -38,7 +39,7 @@ class MLP(nn.Module):
         return self.net(torch.cat([x, h], dim=1))  # (B, D)
 
 
-@MODELS.register("mlp")
+@MODELS.register("mlp", options=MLPConfig)
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: int) -> MLP:
     """An :class:`MLP` for D = ``dim``; ``image_shape`` is ignored. hparams: hidden (128), depth (3), time_dim (32)."""
-    return MLP(dim, make_config(MLPConfig, "mlp", hparams))
+    return MLP(dim, check_options(MLPConfig, hparams, "mlp"))

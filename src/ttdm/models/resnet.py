@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import TimeMLP, broadcast_time, make_config
+from ttdm.models.embeddings import TimeMLP, broadcast_time
+from ttdm.options import check_options, option
 
 
 @dataclass(frozen=True)
 class ResNetConfig:
-    hidden: int = 128  # width of the residual stream
-    blocks: int = 2  # number of residual blocks
-    time_dim: int = 32  # size of the sinusoidal time embedding
+    hidden: int = option(128, "width of the residual stream", min=1)
+    blocks: int = option(2, "number of residual blocks", min=1)
+    time_dim: int = option(32, "size of the sinusoidal time embedding", min=2)
 
 
 class ResidualBlock(nn.Module):
@@ -54,7 +55,7 @@ class ResNet(nn.Module):
         return self.out(h)  # (B, D)
 
 
-@MODELS.register("resnet")
+@MODELS.register("resnet", options=ResNetConfig)
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: int) -> ResNet:
     """A :class:`ResNet` for D = ``dim`` (``image_shape`` unused); hparams hidden (128), blocks (2), time_dim (32)."""
-    return ResNet(dim, make_config(ResNetConfig, "resnet", hparams))
+    return ResNet(dim, check_options(ResNetConfig, hparams, "resnet"))

@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import broadcast_time, make_config
+from ttdm.models.embeddings import broadcast_time
+from ttdm.options import check_options, option
 from ttdm.tt import algebra
-from ttdm.tt.bases import get_basis, min_size
+from ttdm.tt.bases import BASES, get_basis, min_size
 
 LAYOUTS = ("per_output", "shared")
 PRIORS = ("gaussian", "none")
@@ -43,36 +44,41 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass(frozen=True)
 class TTConfig:
-    rank: int = 4  # the TT rank r of every interior bond (capped at the TT bound)
-    degree: int = 8  # basis functions per data coordinate (n)
-    basis: str = "legendre"  # legendre | chebyshev | bspline
-    time_degree: int | None = None  # basis functions of the time core (None: same as degree)
-    time_basis: str = ""  # basis of the time core ("": same as basis)
-    layout: str = "per_output"  # per_output | shared
-    margin: float = 4.0  # noise quantile covered by the input domain: |ε| ≤ margin maps inside [−1, 1]
-    dtype: str = "float32"  # float32 | float64 (parameters and contractions)
-    init_scale: float = 0.1  # scale of the random initial TT's values
-    prior: str = "gaussian"  # gaussian: ε_θ = σ_t x + TT (the TT fits the residual) | none: ε_θ = TT
+    rank: int = option(4, "the TT rank r of every interior bond (capped at the TT bound)", min=1)
+    degree: int = option(8, "basis functions per data coordinate (n)", min=1)
+    basis: str = option("legendre", "univariate basis of the data cores", choices=tuple(sorted(BASES)))
+    time_degree: int | None = option(None, "basis functions of the time core (null: same as degree)", min=1)
+    time_basis: str = option("", "basis of the time core ('': same as basis)", choices=("", *sorted(BASES)))
+    layout: str = option("per_output", "one TT per output, or one TT with an output-index core", choices=LAYOUTS)
+    margin: float = option(4.0, "noise quantile covered by the input domain: |ε| ≤ margin maps inside [−1, 1]",
+                           min=0)
+    dtype: str = option("float32", "parameters and contractions", choices=tuple(DTYPES))
+    init_scale: float = option(0.1, "scale of the random initial TT's values", min=0)
+    prior: str = option("gaussian", "gaussian: ε_θ = σ_t x + TT (the TT fits the residual); none: ε_θ = TT",
+                        choices=PRIORS)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Each basis gets at least as many functions as it needs (a cubic B-spline basis needs 4)."""
+        checks = [("degree", self.degree, self.basis)]
+        if self.time_degree is not None or self.time_basis not in ("", self.basis):  # else the same as degree's
+            checks.append(("time_degree", self.time_degree or self.degree, self.time_basis or self.basis))
+        return [(name, f"{n} is below the minimum {min_size(basis)} of basis {basis!r}")
+                for name, n, basis in checks if n < min_size(basis)]
 
 
 class TTNoise(nn.Module):
-    """ε_θ(x, t) as functional tensor trains; see the module docstring.  x: (B, D), t: (B,) -> (B, D)."""
+    """ε_θ(x, t) as functional tensor trains; see the module docstring.  x: (B, D), t: (B,) -> (B, D).
+
+    ``cfg`` is a checked :class:`TTConfig` (``build`` checks the hyper-parameters with ``check_options``).
+    """
 
     def __init__(self, dim: int, cfg: TTConfig) -> None:
         super().__init__()
-        for name, value, allowed in (
-            ("layout", cfg.layout, LAYOUTS), ("dtype", cfg.dtype, tuple(DTYPES)), ("prior", cfg.prior, PRIORS)
-        ):
-            if value not in allowed:
-                raise ValueError(f"model 'tt': {name}={value!r} is not one of {', '.join(allowed)}")
         self.dim, self.cfg = dim, cfg
         self.basis = get_basis(cfg.basis)
         self.time_basis = get_basis(cfg.time_basis or cfg.basis)
         self.n_x = cfg.degree
         self.n_t = cfg.time_degree or cfg.degree
-        for name, n, basis in (("degree", self.n_x, cfg.basis), ("time_degree", self.n_t, cfg.time_basis or cfg.basis)):
-            if n < min_size(basis):
-                raise ValueError(f"model 'tt': {name}={n} is below the minimum {min_size(basis)} of basis {basis!r}")
         dtype = DTYPES[cfg.dtype]
         sizes = [self.n_x] * dim + [self.n_t]
         n_tt = dim
@@ -180,7 +186,7 @@ class TTNoise(nn.Module):
         return algebra.to_teneva(cores)
 
 
-@MODELS.register("tt")
+@MODELS.register("tt", options=TTConfig)
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams) -> TTNoise:
     """A :class:`TTNoise` for D = ``dim`` (``image_shape`` is ignored: images are vectors to a TT)."""
-    return TTNoise(dim, make_config(TTConfig, "tt", hparams))
+    return TTNoise(dim, check_options(TTConfig, hparams, "tt"))

@@ -16,16 +16,31 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import TimeMLP, broadcast_time, make_config
+from ttdm.models.embeddings import TimeMLP, broadcast_time
+from ttdm.options import check_options, option
 
 
 @dataclass(frozen=True)
 class UNetConfig:
-    channels: int = 32  # base width c; level l has c * channel_mult[l] channels
-    channel_mult: tuple[int, ...] = (1, 2)  # one entry per resolution; each level after the first halves H and W
-    attention: bool = True  # single-head self-attention at the lowest resolution
-    groups: int = 8  # GroupNorm groups; must divide every channel count
-    time_dim: int = 128  # size of the sinusoidal time embedding and of its MLP
+    channels: int = option(32, "base width c; level l has c * channel_mult[l] channels", min=1)
+    channel_mult: tuple[int, ...] = option((1, 2), "one entry per resolution; each level after the first halves H "
+                                                   "and W", min=1)
+    attention: bool = option(True, "single-head self-attention at the lowest resolution")
+    groups: int = option(8, "GroupNorm groups; must divide every channel count", min=1)
+    time_dim: int = option(128, "size of the sinusoidal time embedding and of its MLP", min=2)
+
+    def widths(self) -> list[int]:
+        """Every channel count: c and c · m for each m of channel_mult."""
+        return [self.channels] + [self.channels * m for m in self.channel_mult]
+
+    def problems(self) -> list[tuple[str, str]]:
+        """At least one level; groups divide every channel count."""
+        if not self.channel_mult:
+            return [("channel_mult", "[] is empty; give one multiplier per resolution, e.g. [1, 2]")]
+        if any(w % self.groups for w in self.widths()):
+            return [("groups", f"{self.groups} must divide every channel count, got {sorted(set(self.widths()))} "
+                               f"(channels {self.channels} x channel_mult {list(self.channel_mult)})")]
+        return []
 
 
 class SoftmaxAttention(nn.Module):
@@ -133,24 +148,19 @@ class UNet(nn.Module):
         return self.out(h).reshape(B, -1)  # (B, D)
 
 
-@MODELS.register("unet")
+@MODELS.register("unet", options=UNetConfig)
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: object) -> UNet:
     """A :class:`UNet` for images of ``image_shape`` (C, H, W) flattened to D = ``dim`` = C·H·W.
 
     hparams: channels (32), channel_mult ((1, 2)), attention (True), groups (8), time_dim (128).
     """
+    cfg = check_options(UNetConfig, hparams, "unet")
     if image_shape is None:
         raise ValueError("model 'unet' needs image data (image_shape (C, H, W) in meta.json); this dataset has none")
-    if "channel_mult" in hparams:
-        hparams = {**hparams, "channel_mult": tuple(hparams["channel_mult"])}  # type: ignore[arg-type]
-    cfg = make_config(UNetConfig, "unet", hparams)
     shape = tuple(int(s) for s in image_shape)
     if len(shape) != 3 or math.prod(shape) != dim:
         raise ValueError(f"unet: image_shape {list(image_shape)} must be (C, H, W) with C·H·W = dim = {dim}")
     factor = 2 ** (len(cfg.channel_mult) - 1)
     if shape[1] % factor or shape[2] % factor:
         raise ValueError(f"unet: image size {shape[1:]} is not divisible by 2^(levels-1) = {factor}")
-    widths = [cfg.channels] + [cfg.channels * m for m in cfg.channel_mult]
-    if any(w % cfg.groups for w in widths):
-        raise ValueError(f"unet: groups={cfg.groups} must divide every channel count, got {sorted(set(widths))}")
     return UNet(shape, cfg)  # type: ignore[arg-type]

@@ -1,12 +1,14 @@
 """Figures from result files: model samples over the data, training-loss curves, and a metric against NFE.
 
 Every figure is saved as ``{dataset}_{kind}.pdf`` (for the paper) and ``.png`` (for ``snakemake --report``), with
-fixed sizes, fonts and metadata so that the same inputs give the same files.
+fixed sizes, fonts and metadata so that the same inputs give the same files. :func:`write_figures` draws the kinds it
+is asked for from the files it is given (``ttdm.report.studies.ddpm`` declares both), never anything else.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ttdm.io import load_json  # noqa: E402
+from ttdm.report.files import run_key  # noqa: E402
 
 PathLike = str | os.PathLike
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
@@ -25,21 +28,14 @@ PANEL_IN = 2.2  # width and height of one sample panel, inches
 CURVE_IN = (3.0, 2.2)  # width and height of a curve figure, inches: two fit side by side on an A4 page
 MAX_POINTS = 2000  # points drawn per scatter (the first ones; files stay small)
 GRID = 8  # image grids show GRID × GRID samples
-
-
-def sorted_dirs(path: Path) -> list[Path]:
-    """Sub-directories of ``path`` sorted by name, numerically where the names are integers (seeds)."""
-    if not path.is_dir():
-        return []
-    dirs = [p for p in path.iterdir() if p.is_dir()]
-    return sorted(dirs, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name))
+KINDS = ("samples", "loss", "nfe")  # {dataset}_{kind}
 
 
 def split_key(key: str) -> tuple[str, int]:
-    """samples.npz key "sampler_steps" → (sampler, steps); sampler names may contain underscores."""
+    """A sampler setting "sampler_steps" (a samples file's stem) → (sampler, steps); names may hold underscores."""
     sampler, _, steps = key.rpartition("_")
     if not sampler or not steps.isdigit():
-        raise ValueError(f"samples key {key!r} is not of the form 'sampler_steps'")
+        raise ValueError(f"sampler setting {key!r} is not of the form 'sampler_steps'")
     return sampler, int(steps)
 
 
@@ -154,55 +150,80 @@ def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def first_seed_samples(files: Iterable[PathLike], main: str | None) -> dict[str, tuple[Path, str]]:
+    """Per model (in name order), the samples file to show: of its first seed, setting ``main`` when given for that
+    seed, else the one with the most steps (:func:`pick_key`). files: samples/{dataset}/{model}/{seed}/{setting}.npz."""
+    by_run: dict[tuple[str, int], dict[str, Path]] = {}
+    for f in map(Path, files):
+        _, model, seed = run_key(f)
+        by_run.setdefault((model, seed), {})[f.stem] = f
+    chosen: dict[str, tuple[Path, str]] = {}
+    for model, seed in sorted(by_run):
+        if model not in chosen:
+            key = pick_key(sorted(by_run[(model, seed)]), main)
+            chosen[model] = (by_run[(model, seed)][key], key)
+    return chosen
+
+
 def write_figures(
-    results_dir: PathLike,
+    dataset: str,
     out_dir: PathLike,
     *,
+    kinds: Iterable[str] = KINDS,
+    samples: Iterable[PathLike] = (),
+    losses: Iterable[PathLike] = (),
+    metrics: Iterable[PathLike] = (),
+    floor: PathLike | None = None,
+    test: PathLike | None = None,
+    meta: PathLike | None = None,
     main: str | None = None,
-    datasets: list[str] | None = None,
-    models: list[str] | None = None,
 ) -> list[Path]:
-    """Draw every figure the results allow, per dataset: ``{dataset}_samples`` (first seed of every model, samples
-    key ``main`` = "sampler_steps" or the most steps), ``{dataset}_loss`` and ``{dataset}_nfe`` (SWD vs steps).
+    """Draw the figures ``{dataset}_{kind}`` of ``kinds`` from the given files only; returns the paths (PDF, PNG).
 
-    Reads results/data, samples, runs and metrics; a figure whose inputs are missing is not drawn. ``datasets`` and
-    ``models`` restrict the figures to those names (the workflow passes its config's, so results of runs no longer
-    in the config are not drawn). Returns the paths written (PDF and PNG).
+    - samples: first seed of every model (:func:`first_seed_samples` of the samples files), over ``test`` (test.npy),
+      viewed with ``meta`` (meta.json);
+    - loss: loss.csv files of the runs (runs/{dataset}/{model}/{seed}/loss.csv), mean ± std over seeds per model;
+    - nfe: SWD against NFE from the per-setting metrics CSVs, with the SWD of ``floor`` (floor.csv) dashed.
+
+    A kind whose files are missing (or whose metrics hold no SWD) is a ValueError naming the figure: a declared
+    figure is never skipped.
     """
-    results, out = Path(results_dir), Path(out_dir)
-    if datasets is None:
-        datasets = sorted({p.name for stage in ("samples", "runs", "metrics") for p in sorted_dirs(results / stage)})
+    out, kinds = Path(out_dir), list(kinds)
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown figure kinds {unknown}; known: {', '.join(KINDS)}")
 
-    def model_dirs(path: Path) -> list[Path]:
-        return [m for m in sorted_dirs(path) if models is None or m.name in models]
+    def need(kind: str, ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"figure {dataset}_{kind} cannot be drawn: {what}")
 
     written: list[Path] = []
     with plt.rc_context(STYLE):
-        for ds in datasets:
-            data_dir = results / "data" / ds
-            samples = {}
-            for model_dir in model_dirs(results / "samples" / ds):
-                seeds = [s for s in sorted_dirs(model_dir) if any(s.glob("*.npz"))]
-                if seeds:
-                    key = pick_key([f.stem for f in seeds[0].glob("*.npz")], main)
-                    with np.load(seeds[0] / f"{key}.npz") as npz:
-                        samples[model_dir.name] = (npz["x"], key)
-            if samples and (data_dir / "test.npy").is_file() and (data_dir / "meta.json").is_file():
-                keys = sorted({k for _, k in samples.values()})
-                fig = plot_samples(np.load(data_dir / "test.npy"), load_json(data_dir / "meta.json"),
-                                   {m: x for m, (x, _) in samples.items()}, f"{ds}: samples ({', '.join(keys)})")
-                written += save_figure(fig, out, f"{ds}_samples")
-            losses = {m.name: [pd.read_csv(s / "loss.csv") for s in sorted_dirs(m) if (s / "loss.csv").is_file()]
-                      for m in model_dirs(results / "runs" / ds)}
-            losses = {m: frames for m, frames in losses.items() if frames}
-            if losses:
-                written += save_figure(plot_loss(losses, f"{ds}: training loss"), out, f"{ds}_loss")
-            files = [f for m in model_dirs(results / "metrics" / ds) for f in sorted(m.glob("*/*.csv"))]
-            metrics = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
-            if metrics is not None and (metrics["metric"] == "swd").any():
-                floor_file = results / "metrics" / ds / "floor.csv"
-                floors = pd.read_csv(floor_file) if floor_file.is_file() else pd.DataFrame(columns=["metric", "value"])
-                swd_floor = floors.loc[floors["metric"] == "swd", "value"]
-                floor = float(swd_floor.iloc[0]) if len(swd_floor) else None
-                written += save_figure(plot_nfe(metrics, floor, f"{ds}: SWD vs NFE"), out, f"{ds}_nfe")
+        if "samples" in kinds:
+            chosen = first_seed_samples(samples, main)
+            need("samples", bool(chosen), "no samples files given")
+            need("samples", test is not None and meta is not None, "test.npy and meta.json are both needed")
+            drawn = {}
+            for model, (path, _) in chosen.items():
+                with np.load(path) as npz:
+                    drawn[model] = npz["x"]
+            keys = sorted({k for _, k in chosen.values()})
+            fig = plot_samples(np.load(test), load_json(meta), drawn, f"{dataset}: samples ({', '.join(keys)})")
+            written += save_figure(fig, out, f"{dataset}_samples")
+        if "loss" in kinds:
+            frames: dict[str, list[tuple[int, pd.DataFrame]]] = {}
+            for f in map(Path, losses):
+                _, model, seed = run_key(f)
+                frames.setdefault(model, []).append((seed, pd.read_csv(f)))
+            need("loss", bool(frames), "no loss.csv files given")
+            ordered = {m: [df for _, df in sorted(frames[m], key=lambda t: t[0])] for m in sorted(frames)}
+            written += save_figure(plot_loss(ordered, f"{dataset}: training loss"), out, f"{dataset}_loss")
+        if "nfe" in kinds:
+            files = sorted(map(Path, metrics))
+            table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
+            need("nfe", table is not None and bool((table["metric"] == "swd").any()), "no SWD in the metrics given")
+            floors = pd.read_csv(floor) if floor is not None else pd.DataFrame(columns=["metric", "value"])
+            swd_floor = floors.loc[floors["metric"] == "swd", "value"]
+            level = float(swd_floor.iloc[0]) if len(swd_floor) else None
+            written += save_figure(plot_nfe(table, level, f"{dataset}: SWD vs NFE"), out, f"{dataset}_nfe")
     return written

@@ -17,6 +17,7 @@ import jinja2
 
 from ttdm.io import atomic_write
 from ttdm.report.context import build_context
+from ttdm.report.files import PaperFiles
 from ttdm.report.tables import tex_escape
 
 PathLike = str | os.PathLike
@@ -39,19 +40,19 @@ def make_environment(templates_dir: PathLike) -> jinja2.Environment:
     return env
 
 
-def render_paper(results_dir: PathLike, templates_dir: PathLike, config: dict[str, Any], out_dir: PathLike, *,
+def render_paper(files: PaperFiles, templates_dir: PathLike, config: dict[str, Any], out_dir: PathLike, *,
                  repo: PathLike | None = None) -> Path:
-    """Render ``templates_dir``/paper.tex.j2 with :func:`ttdm.report.context.build_context` into
-    ``out_dir``/paper.tex, and copy the figures it uses (results/figures/*.pdf → out_dir/figures/) and refs.bib.
+    """Render ``templates_dir``/paper.tex.j2 with :func:`ttdm.report.context.build_context` of ``files`` into
+    ``out_dir``/paper.tex, and copy the figures it uses (of ``files.figures``) into out_dir/figures/ and refs.bib.
 
     ``repo``: where git is asked for the commit (default: the current directory). Returns the path of paper.tex.
     """
-    results, templates, out = Path(results_dir), Path(templates_dir), Path(out_dir)
-    context = build_context(results, config, repo=repo)
+    templates, out = Path(templates_dir), Path(out_dir)
+    context = build_context(files, config, repo=repo)
     text = make_environment(templates).get_template(MAIN_TEMPLATE).render(**context)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name in context["figure_files"]:
-        shutil.copyfile(results / "figures" / name, out / "figures" / name)
+        shutil.copyfile(files.figure(name), out / "figures" / name)
     shutil.copyfile(templates / "refs.bib", out / "refs.bib")
     return atomic_write(out / "paper.tex", lambda p: p.write_text(text))
 

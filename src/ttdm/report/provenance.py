@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,10 @@ def describe_device(info: dict[str, Any]) -> str:
     return f"{device}: {', '.join(parts)}" if parts else device
 
 
-def run_devices(results_dir: PathLike) -> dict[str, int]:
-    """How many training runs (results/runs/*/*/*/train.json) used each device description."""
+def run_devices(train_files: Iterable[PathLike]) -> dict[str, int]:
+    """How many training runs (their train.json files) used each device description."""
     counts: dict[str, int] = {}
-    for f in sorted(Path(results_dir, "runs").glob("*/*/*/train.json")):
+    for f in sorted(map(Path, train_files)):
         device = load_json(f).get("device")
         if device:
             name = describe_device(device)
@@ -72,15 +73,17 @@ def render_date() -> str:
     return now.date().isoformat()
 
 
-def collect_provenance(results_dir: PathLike, config: dict[str, Any], *, repo: PathLike | None = None) -> dict:
-    """Everything the appendix reports: {"git": git_state or None, "packages", "devices", "config_hash", "date"}.
+def collect_provenance(train_files: Iterable[PathLike], config: dict[str, Any], *,
+                       repo: PathLike | None = None) -> dict:
+    """Everything the appendix reports: {"git": git_state or None, "packages", "devices" (of the runs whose
+    train.json files are given), "config_hash", "date"}.
 
     ``repo``: where to ask git (default: the current directory, where Snakemake runs).
     """
     return {
         "git": git_state(repo if repo is not None else Path.cwd()),
         "packages": package_versions(),
-        "devices": run_devices(results_dir),
+        "devices": run_devices(train_files),
         "config_hash": spec_hash(config),
         "date": render_date(),
     }

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ttdm.io import atomic_write, load_json
+from ttdm.report.files import run_key
 
 SIG = 3
 DISTANCE_METRICS = ("swd", "mmd", "energy", "w2")
@@ -187,13 +188,14 @@ def nfe_table(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.loc[keep, cols].sort_values(["dataset", "model", "metric", "sampler", "nfe"]).reset_index(drop=True)
 
 
-def training_table(run_dirs: Iterable[PathLike]) -> pd.DataFrame:
-    """Training cost per dataset × model from runs/{dataset}/{model}/{seed}/train.json: parameters, steps, and
-    mean and sample std over seeds of steps/s, wall time (s) and final loss."""
+def training_table(train_files: Iterable[PathLike]) -> pd.DataFrame:
+    """Training cost per dataset × model from runs/{dataset}/{model}/{seed}/train.json files: parameters, steps,
+    and mean and sample std over seeds of steps/s, wall time (s) and final loss."""
     records = []
-    for run in map(Path, run_dirs):
-        info = load_json(run / "train.json")
-        records.append({"dataset": run.parent.parent.name, "model": run.parent.name, "seed": run.name,
+    for f in map(Path, train_files):
+        dataset, model, seed = run_key(f)
+        info = load_json(f)
+        records.append({"dataset": dataset, "model": model, "seed": str(seed),
                         **{k: info[k] for k in ("n_params", "steps", "steps_per_s", "wall_s", "final_loss")}})
     cols = ["dataset", "model", "n_params", "steps", "n_seeds"] + [
         f"{k}_{s}" for k in ("steps_per_s", "wall_s", "final_loss") for s in ("mean", "std")]
@@ -259,16 +261,16 @@ def split_setting(key: str) -> tuple[str, int]:
     return sampler, int(steps)
 
 
-def write_tables(metric_files: Iterable[PathLike], floor_files: Iterable[PathLike], run_dirs: Iterable[PathLike],
-                 bench_dir: PathLike | None, out_dir: PathLike, *, main: str | None = None,
+def write_tables(metric_files: Iterable[PathLike], floor_files: Iterable[PathLike], train_files: Iterable[PathLike],
+                 bench_files: Iterable[PathLike], out_dir: PathLike, *, main: str | None = None,
                  models: Iterable[str] | None = None, sig: int = SIG) -> list[Path]:
     """Write every table into ``out_dir`` and return the paths written.
 
     metrics.csv (all seeds), summary.csv (:func:`summarize`), summary.tex + summary_display.csv (main table at
-    ``main`` = "sampler_steps", default the most-NFE setting), nfe.csv, training.csv, training.tex +
-    training_display.csv, and bench_{name}.tex + bench_{name}_display.csv for every CSV in ``bench_dir`` (skipped
-    when None or absent). ``models`` restricts the main and training tables (not summary.csv) to those models.
-    Tables without inputs are not written.
+    ``main`` = "sampler_steps", default the most-NFE setting), nfe.csv, training.csv (from the runs' train.json
+    files), training.tex + training_display.csv, and bench_{name}.tex + bench_{name}_display.csv for every benchmark
+    CSV {name}.csv of ``bench_files``. ``models`` restricts the main and training tables (not summary.csv) to those
+    models. Tables without rows are not written.
     """
     out = Path(out_dir)
     written = []
@@ -281,13 +283,12 @@ def write_tables(metric_files: Iterable[PathLike], floor_files: Iterable[PathLik
         display, tex = main_table(shown, main=main, sig=sig)
         written += [_write_csv(out / "summary_display.csv", display), _write_text(out / "summary.tex", tex),
                     _write_csv(out / "nfe.csv", nfe_table(summary))]
-    training = training_table(d for d in map(Path, run_dirs) if keep is None or d.parent.name in keep)
+    training = training_table(f for f in map(Path, train_files) if keep is None or run_key(f)[1] in keep)
     written.append(_write_csv(out / "training.csv", training))
     if len(training):
         display, tex = training_latex(training, sig=sig)
         written += [_write_csv(out / "training_display.csv", display), _write_text(out / "training.tex", tex)]
-    bench = Path(bench_dir) if bench_dir is not None else None
-    for f in sorted(bench.glob("*.csv")) if bench is not None and bench.is_dir() else []:
+    for f in sorted(map(Path, bench_files), key=lambda p: p.name):
         df = pd.read_csv(f)
         if len(df):
             display, tex = generic_latex(df, sig=sig)

@@ -1,16 +1,18 @@
-"""Figures of the tensor-train experiments, from results/tables/tt_runs.csv and the runs' loss.csv files.
+"""Figures of the tensor-train experiments, from results/tables/tt_runs.csv and the base TT runs' loss.csv files.
 
 - ``tt_convergence_{dataset}``: validation loss against iterations and against wall time, one line per optimizer
   (every seed) of the base TT model — for datasets where several optimizers trained it;
 - ``tt_rank``: validation loss and SWD against rank for every optimizer and basis size of the swept dataset(s), with
   the networks' values as horizontal lines;
 - ``tt_isolation``: relative L2 error to ε* against parameter count, fitted to ε* and trained on the DDPM loss.
-PDF for the paper, PNG for ``snakemake --report``.
+PDF for the paper, PNG for ``snakemake --report``. Which of them exist follows from the runs' specs
+(:func:`ttdm.report.tt_records.layout`); ``ttdm.report.studies.tensor_train.outputs`` declares the same list.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import matplotlib
@@ -20,12 +22,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ttdm.report.figures import CURVE_IN, STYLE, save_figure  # noqa: E402
-from ttdm.report.tt import grid, is_tt, isolation  # noqa: E402
+from ttdm.report.tt_records import grid, is_tt, isolation, layout  # noqa: E402
 
 PathLike = str | os.PathLike
 
 
-def plot_convergence(runs: pd.DataFrame, dataset: str) -> plt.Figure | None:
+def plot_convergence(runs: pd.DataFrame, dataset: str, loss_csv: Callable[[str], Path]) -> plt.Figure | None:
+    """Validation loss against iterations and wall time of the base TT runs on ``dataset``; ``loss_csv(run_dir)``
+    is the run's loss.csv. None when fewer than two optimizers trained it."""
     base = runs[(runs["dataset"] == dataset) & is_tt(runs) & (runs["method"] == "ddpm") & runs["tag"].isna()
                 & (runs["swept"] == "{}")]
     if base["optimizer"].nunique() < 2:
@@ -33,7 +37,7 @@ def plot_convergence(runs: pd.DataFrame, dataset: str) -> plt.Figure | None:
     fig, axes = plt.subplots(1, 2, figsize=(2 * CURVE_IN[0], CURVE_IN[1]), sharey=True)
     colors = {}
     for r in base.itertuples(index=False):
-        log = pd.read_csv(Path(r.run_dir) / "loss.csv")
+        log = pd.read_csv(loss_csv(r.run_dir))
         color = colors.setdefault(r.optimizer, f"C{len(colors)}")
         label = r.optimizer if r.seed == base.loc[base["optimizer"] == r.optimizer, "seed"].min() else None
         axes[0].plot(log["step"], log["val_loss"], color=color, label=label, lw=1)
@@ -82,18 +86,43 @@ def plot_isolation(runs: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
-def write_tt_figures(runs_csv: PathLike, out_dir: PathLike) -> list[Path]:
-    """Draw the figures the records allow into ``out_dir``; returns the paths written."""
+def figure_stems(runs: pd.DataFrame) -> list[str]:
+    """The figures these records give: tt_convergence_{dataset}, tt_rank, tt_isolation (:func:`layout`)."""
+    lay = layout(runs)
+    return ([f"tt_convergence_{ds}" for ds in lay["convergence"]] + (["tt_rank"] if lay["rank"] else [])
+            + (["tt_isolation"] if lay["isolation"] else []))
+
+
+def write_tt_figures(runs_csv: PathLike, losses: Iterable[PathLike], out_dir: PathLike,
+                     figures: Iterable[str]) -> list[Path]:
+    """Draw exactly ``figures`` (stems, e.g. tt_rank) into ``out_dir`` as PDF and PNG; returns the paths written.
+
+    losses: the loss.csv files of the runs the convergence figures draw. A ValueError names a declared figure the
+    records do not give, a figure they give that is not declared, and a run whose loss.csv was not given.
+    """
     runs = pd.read_csv(runs_csv, keep_default_na=False, na_values=[""])
+    wanted, drawable = list(figures), figure_stems(runs)
+    if sorted(wanted) != sorted(drawable):
+        raise ValueError(f"{runs_csv}: the runs give the TT figures {drawable or 'none'}, the study declares "
+                         f"{wanted or 'none'}; declared but not drawable: {sorted(set(wanted) - set(drawable))}, "
+                         f"drawable but not declared: {sorted(set(drawable) - set(wanted))}")
+    loss_files = {Path(f).parent: Path(f) for f in losses}
+
+    def loss_csv(run_dir: str) -> Path:
+        if Path(run_dir) not in loss_files:
+            raise ValueError(f"the loss.csv of {run_dir} (a convergence run) was not given (--losses)")
+        return loss_files[Path(run_dir)]
+
     out = Path(out_dir)
+    plots = {"tt_rank": lambda: plot_rank(runs), "tt_isolation": lambda: plot_isolation(runs)}
     written: list[Path] = []
     with plt.rc_context(STYLE):
-        for ds in sorted(set(runs.loc[is_tt(runs), "dataset"])):
-            fig = plot_convergence(runs, ds)
-            if fig is not None:
-                written += save_figure(fig, out, f"tt_convergence_{ds}")
-        for stem, plot in (("tt_rank", plot_rank), ("tt_isolation", plot_isolation)):
-            fig = plot(runs)
-            if fig is not None:
-                written += save_figure(fig, out, stem)
+        for stem in wanted:
+            if stem.startswith("tt_convergence_"):
+                fig = plot_convergence(runs, stem[len("tt_convergence_"):], loss_csv)
+            else:
+                fig = plots[stem]()
+            if fig is None:
+                raise ValueError(f"{stem}: nothing to draw from {runs_csv}")
+            written += save_figure(fig, out, stem)
     return written

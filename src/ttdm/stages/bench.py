@@ -6,14 +6,15 @@ Writes three CSVs under results/bench/ (one row per measurement, the device reco
   sampling.csv  model, sampler, kind, steps, nfe, n_samples, s_per_1000 (median of `repeats`), peak_mem_mb, device
 (``ttdm.stages.complexity`` writes complexity.csv beside them).
 Peak memory is the process's peak resident set size during the measurement on the CPU (polled from /proc), and
-torch.cuda.max_memory_allocated on a GPU. The benchmark reads meta.json of each model's dataset for its shape.
+torch.cuda.max_memory_allocated on a GPU. The benchmark reads meta.json of each model's dataset for its shape (the
+files are given: ``meta_files``), nothing else of results/.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,14 @@ import pandas as pd
 import torch
 
 from ttdm.analysis.profiling import peak_memory
-from ttdm.io import atomic_write, device_info, load_json, resolve_device
+from ttdm.io import atomic_write, device_info, resolve_device
 from ttdm.methods.base import Context
 from ttdm.methods.ddpm import DDPM
 from ttdm.methods.regression import RegressionOptions
 from ttdm.models import MODELS
 from ttdm.samplers import SAMPLERS, Denoiser
 from ttdm.schedules import make_schedule
+from ttdm.stages.complexity import dataset_metas
 
 BENCH_FILES = ("models.csv", "train.csv", "sampling.csv")
 
@@ -96,16 +98,18 @@ def bench_sampling(model: torch.nn.Module, dim: int, spec: dict[str, Any], devic
     return rows
 
 
-def run_benchmarks(spec: dict[str, Any], out_dir: str | Path, data_root: str | Path = "results/data") -> list[Path]:
-    """Run every benchmark of ``spec`` (see ttdm.config.bench_spec) and write the three CSVs into ``out_dir``."""
+def run_benchmarks(spec: dict[str, Any], out_dir: str | Path, meta_files: Iterable[str | Path]) -> list[Path]:
+    """Run every benchmark of ``spec`` (see ttdm.config.bench_spec) and write the three CSVs into ``out_dir``;
+    ``meta_files``: meta.json of the models' datasets (results/data/{dataset}/meta.json)."""
     device = resolve_device(spec["device"])
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(spec["seed"])
     info = device_info(device)
     where = {"device": info.get("gpu", info["processor"]), "threads": spec["threads"]}
+    metas = dataset_metas(meta_files, (entry["dataset"] for entry in spec["models"].values()))
     models, train, sampling = [], [], []
     for name, entry in spec["models"].items():
-        meta = load_json(Path(data_root) / entry["dataset"] / "meta.json")
+        meta = metas[entry["dataset"]]
         dim, image_shape = meta["dim"], meta.get("image_shape")
         model = MODELS.get(entry["arch"])(dim, tuple(image_shape) if image_shape else None, **entry["model_cfg"])
         model = model.to(device)

@@ -6,6 +6,7 @@ flops_train_step, peak_train_mem_mb, device (see :mod:`ttdm.analysis.flops`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,22 @@ COMPLEXITY_COLUMNS = ("model", "arch", "optimizer", "rank", "degree", "layout", 
                       "flops_train_step", "peak_train_mem_mb", "device")
 
 
-def complexity(spec: dict[str, Any], data_root: str | Path, out_dir: str | Path) -> Path:
+def dataset_metas(meta_files: Iterable[str | Path], datasets: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """meta.json of each of ``datasets``, from the given files (results/data/{dataset}/meta.json); a dataset whose
+    file was not given is an error naming it."""
+    files = {Path(f).parent.name: Path(f) for f in meta_files}
+    datasets = list(datasets)
+    missing = sorted(set(datasets) - set(files))
+    if missing:
+        raise ValueError(f"no meta.json given for the datasets {', '.join(missing)} (--meta)")
+    return {ds: load_json(files[ds]) for ds in dict.fromkeys(datasets)}
+
+
+def complexity(spec: dict[str, Any], meta_files: Iterable[str | Path], out_dir: str | Path) -> Path:
     """Parameters, FLOPs and peak training memory of every model of ``spec`` into ``out_dir/complexity.csv``.
 
     ``spec["models"]`` maps a name to {"arch", "model_cfg", "dataset", and optionally "optimizer" (adam), "n_fit"};
-    the dataset's meta.json gives D and the image shape.  Optional spec keys: "batch_size" (256), "device" (auto),
+    the dataset's meta.json (among ``meta_files``) gives D and the image shape.  Optional spec keys: "batch_size" (256), "device" (auto),
     "threads", "memory" (true; false leaves peak_train_mem_mb empty).  Rows follow
     :func:`ttdm.analysis.flops.model_complexity`: FLOPs per sample forward (analytic for tt, measured for networks) and per
     optimiser step (a batch's forward + backward, one ALS sweep or one RGD iteration on n_fit points).
@@ -35,9 +47,10 @@ def complexity(spec: dict[str, Any], data_root: str | Path, out_dir: str | Path)
         torch.set_num_threads(int(spec["threads"]))
     info = device_info(device)
     where = info.get("gpu", info["processor"])
+    metas = dataset_metas(meta_files, (entry["dataset"] for entry in spec["models"].values()))
     rows = []
     for name, entry in spec["models"].items():
-        meta = load_json(Path(data_root) / entry["dataset"] / "meta.json")
+        meta = metas[entry["dataset"]]
         image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
         cfg = dict(entry.get("model_cfg", {}))
         result = model_complexity(

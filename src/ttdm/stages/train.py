@@ -119,7 +119,8 @@ def train(
     ctx = Context(spec=spec, dim=int(meta["dim"]), image_shape=image_shape, device=device, meta=meta, data=x_train,
                   needs=_load_needs(spec, needs, device))
     method = make_method(spec, ctx)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # parts are initialised from the run's seed, without side effects
+        torch.manual_seed(int(spec["seed"]))
         parts = method.build()
     loop = _Loop(method, parts, spec, out_dir, device)
     if not loop.run(stop_after):

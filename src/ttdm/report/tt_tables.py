@@ -1,0 +1,126 @@
+"""LaTeX tables of the tensor-train experiments and their writer (``ttdm tt-tables``).
+
+Each table X has X.csv (the aggregated frame of :mod:`ttdm.report.tt_records`), and, where it has rows, X.tex and
+X_display.csv holding the exact strings the LaTeX prints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ttdm.io import atomic_write
+from ttdm.report.tables import SIG, booktabs, fmt_number, pm_cell, tex_escape
+from ttdm.report.tt_records import comparison, convergence, grid, isolation, targets_frame, variants
+
+PathLike = str | os.PathLike
+
+
+def _pm(mean: float, std: float, sig: int = SIG) -> tuple[str, str]:
+    return fmt_number(mean, sig=sig), fmt_number(std, sig=sig)
+
+
+def comparison_latex(comp: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    records, rows, groups = [], [], []
+    for i, r in enumerate(comp.itertuples(index=False)):
+        if i == 0 or r.dataset != records[-1]["dataset"]:
+            groups.append(i)
+        rec = {"dataset": r.dataset, "model": r.model, "n_params": str(int(r.n_params_mean))}
+        for k in ("wall_s", "val_loss", "swd"):
+            rec[f"{k}_mean"], rec[f"{k}_std"] = _pm(getattr(r, f"{k}_mean"), getattr(r, f"{k}_std"), sig)
+        ratio = r.swd_mean / r.swd_floor if r.swd_floor and r.swd_floor > 0 and r.swd_mean > 0 else None
+        rec["swd_ratio"] = fmt_number(ratio, sig=sig)
+        records.append(rec)
+        rows.append([tex_escape(r.dataset), tex_escape(r.model), f"${rec['n_params']}$",
+                     pm_cell(rec["wall_s_mean"], rec["wall_s_std"]), pm_cell(rec["val_loss_mean"], rec["val_loss_std"]),
+                     pm_cell(rec["swd_mean"], rec["swd_std"], rec["swd_ratio"])])
+    header = ["Dataset", "Model", "Parameters", "Training (s)", "Validation loss", "SWD"]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrccc", groups=groups)
+
+
+def grid_latex(g: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    records, rows, groups = [], [], []
+    for i, r in enumerate(g.itertuples(index=False)):
+        if i == 0 or (r.dataset, r.optimizer) != (records[-1]["dataset"], records[-1]["optimizer"]):
+            groups.append(i)
+        rec = {"dataset": r.dataset, "optimizer": r.optimizer, "degree": str(int(r.degree)), "rank": str(int(r.rank)),
+               "n_params": str(int(r.n_params_mean))}
+        for k in ("wall_s", "val_loss", "eps_rel_error", "swd"):
+            rec[k] = fmt_number(getattr(r, f"{k}_mean"), sig=sig)
+        records.append(rec)
+        rows.append([tex_escape(r.dataset), tex_escape(r.optimizer), f"${rec['degree']}$", f"${rec['rank']}$",
+                     f"${rec['n_params']}$"] + [f"${rec[k]}$" if rec[k] else "--"
+                                                for k in ("wall_s", "val_loss", "eps_rel_error", "swd")])
+    header = ["Dataset", "Optimizer", "$n$", "$r$", "Parameters", "Training (s)", "Val. loss",
+              "$\\|\\epsilon_\\theta-\\epsilon^*\\|/\\|\\epsilon^*\\|$", "SWD"]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrrrrrrr", groups=groups)
+
+
+def isolation_latex(iso: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    records, rows = [], []
+    for r in iso.itertuples(index=False):
+        rec = {"dataset": r.dataset, "model": r.model, "optimizer": r.optimizer, "n_params": str(int(r.n_params)),
+               "wall_s": fmt_number(r.wall_s, sig=sig), "iso_error": fmt_number(r.iso_error, sig=sig),
+               "ddpm_error": fmt_number(r.ddpm_error, sig=sig)}
+        records.append(rec)
+        rows.append([tex_escape(r.dataset), tex_escape(r.model), tex_escape(r.optimizer), f"${rec['n_params']}$",
+                     f"${rec['wall_s']}$"] + [f"${rec[k]}$" if rec[k] else "--" for k in ("iso_error", "ddpm_error")])
+    header = ["Dataset", "Model", "Optimizer", "Parameters", "Training (s)", "Fit to $\\epsilon^*$",
+              "DDPM loss"]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="lllrrrr")
+
+
+def convergence_latex(conv: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    records, rows, groups = [], [], []
+    for i, r in enumerate(conv.itertuples(index=False)):
+        if i == 0 or r.dataset != records[-1]["dataset"]:
+            groups.append(i)
+        rec = {"dataset": r.dataset, "optimizer": r.optimizer, "steps": str(int(r.steps)),
+               "target": fmt_number(r.target, sig=4), "best_val_loss": fmt_number(r.best_val_loss, sig=4),
+               "time_to_target": fmt_number(r.time_to_target, sig=sig), "wall_s": fmt_number(r.wall_s, sig=sig)}
+        records.append(rec)
+        rows.append([tex_escape(r.dataset), tex_escape(r.optimizer), f"${rec['steps']}$", f"${rec['best_val_loss']}$",
+                     f"${rec['target']}$", f"${rec['time_to_target']}$" if rec["time_to_target"] else "--",
+                     f"${rec['wall_s']}$"])
+    header = ["Dataset", "Optimizer", "Steps", "Best val. loss", "Target", "Time to target (s)", "Total (s)"]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrrrrr", groups=groups)
+
+
+def variants_latex(v: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    records, rows = [], []
+    for r in v.itertuples(index=False):
+        for model, settings, loss, wall, swd in ((r.base_model, r.base_settings, r.base_val_loss, r.base_wall_s,
+                                                  r.base_swd), (r.model, r.settings, r.val_loss, r.wall_s, r.swd)):
+            if not model:
+                continue
+            rec = {"dataset": r.dataset, "model": model, "settings": settings, "val_loss": fmt_number(loss, sig=4),
+                   "wall_s": fmt_number(wall, sig=sig), "swd": fmt_number(swd, sig=sig)}
+            records.append(rec)
+            rows.append([tex_escape(r.dataset), tex_escape(model), tex_escape(settings)]
+                        + [f"${rec[k]}$" if rec[k] else "--" for k in ("val_loss", "wall_s", "swd")])
+    header = ["Dataset", "Model", "Settings", "Val. loss", "Training (s)", "SWD"]
+    groups = list(range(0, len(rows), 2))
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="lllrrr", groups=groups)
+
+
+def write_tt_tables(runs: pd.DataFrame, out_dir: PathLike) -> list[Path]:
+    """Write tt_runs.csv (the records of :func:`ttdm.report.tt_records.collect_runs`), tt_targets.csv and
+    tt_{comparison,grid,isolation,variants,convergence}.csv, with .tex and _display.csv where they have rows.
+    Returns the paths written."""
+    out = Path(out_dir)
+    written = [atomic_write(out / "tt_runs.csv", lambda p: runs.to_csv(p, index=False))]
+    targets = targets_frame(runs)
+    written.append(atomic_write(out / "tt_targets.csv", lambda p: targets.to_csv(p, index=False)))
+    comp = comparison(runs)
+    tables = {"tt_comparison": (comp, comparison_latex), "tt_grid": (grid(runs), grid_latex),
+              "tt_isolation": (isolation(runs), isolation_latex), "tt_variants": (variants(runs), variants_latex),
+              "tt_convergence": (convergence(runs, comp), convergence_latex)}
+    for stem, (df, latex) in tables.items():
+        written.append(atomic_write(out / f"{stem}.csv", lambda p, df=df: df.to_csv(p, index=False)))
+        if len(df):
+            display, tex = latex(df)
+            written.append(atomic_write(out / f"{stem}_display.csv", lambda p, d=display: d.to_csv(p, index=False)))
+            written.append(atomic_write(out / f"{stem}.tex", lambda p, t=tex: p.write_text(t)))
+    return written
