@@ -8,7 +8,6 @@ samples through the generic sampling stage with its own protocol, and refuses th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np

@@ -103,8 +103,8 @@ def test_ddim_matches_diffusers(cfg, steps, spacing, eta):
         x = ours
     # whole trajectories; each side draws z from a generator seeded alike
     x_T = randn((16, 2), 1)
-    ours = SAMPLERS.get("ddim")(Denoiser(model, schedule), x_T, steps, generator=torch.Generator().manual_seed(2), eta=eta,
-                                spacing=spacing)
+    ours = SAMPLERS.get("ddim")(Denoiser(model, schedule), x_T, steps, generator=torch.Generator().manual_seed(2),
+                                eta=eta, spacing=spacing)
     ref.set_timesteps(steps)
     x, gen = x_T, torch.Generator().manual_seed(2)
     for i in ref.timesteps:
@@ -199,7 +199,8 @@ def test_samplers_keep_dtype_and_build_no_graph(kind):
         calls.append((x.dtype, t.dtype))
         return net(x)
 
-    out = SAMPLERS.get(kind)(Denoiser(model, schedule), torch.randn(4, 2), 5, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    out = SAMPLERS.get(kind)(Denoiser(model, schedule), torch.randn(4, 2), 5, generator=gen)
     assert out.dtype == torch.float32 and not out.requires_grad
     assert calls == [(torch.float32, torch.float32)] * 5
 

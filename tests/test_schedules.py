@@ -114,3 +114,45 @@ def test_declared_defaults_are_the_functions_defaults(kind):
 def test_bad_betas(betas):
     with pytest.raises(ValueError, match="beta"):
         NoiseSchedule(torch.tensor(betas))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The continuous-time contract: γ(t), λ(t), α(t), σ(t); the discrete table as one schedule, VDM's γ as others
+
+
+def test_discrete_schedule_in_continuous_time_is_the_table_at_grid_times():
+    from ttdm.schedules import make_schedule
+
+    schedule = make_schedule({"kind": "cosine", "T": 200})
+    i = torch.arange(200)
+    t = (i.to(torch.float64) + 1) / 200
+    alpha, sigma = schedule.alpha_sigma_at(t)
+    table_alpha, table_sigma = schedule.alpha_sigma(i)
+    assert torch.allclose(alpha, table_alpha, rtol=0, atol=1e-12)
+    assert torch.allclose(sigma, table_sigma, rtol=0, atol=1e-12)
+    assert torch.allclose(alpha**2 + sigma**2, torch.ones_like(alpha), atol=1e-12)
+    between = schedule.gamma(t[:-1] + 0.5 / 200)  # halfway between grid times: the mean of the neighbours
+    assert torch.allclose(between, 0.5 * (schedule.gamma(t[:-1]) + schedule.gamma(t[1:])), atol=1e-9)
+    assert (schedule.gamma(torch.linspace(0, 1, 1001, dtype=torch.float64)).diff() >= 0).all()
+
+
+def test_learned_gamma_is_monotone_with_its_end_points_and_linear_at_initialisation():
+    from ttdm.schedules import LearnedGamma, LinearGamma
+
+    torch.manual_seed(0)
+    learned, fixed = LearnedGamma(-13.3, 5.0, hidden=64), LinearGamma(-13.3, 5.0)
+    t = torch.linspace(0, 1, 257, dtype=torch.float64)
+    assert torch.allclose(learned.gamma(t).double(), fixed.gamma(t), atol=1e-5)  # linear at initialisation
+    with torch.no_grad():  # any weights: still monotone, still through its end points
+        for p in learned.parameters():
+            p.add_(torch.randn_like(p))
+    g = learned.gamma(t)
+    assert (g.diff() >= -1e-6).all()
+    assert torch.allclose(g[[0, -1]], torch.stack([learned.gamma_0, learned.gamma_1]), atol=1e-5)
+    alpha, sigma = learned.alpha_sigma_at(t)
+    assert torch.allclose(alpha**2 + sigma**2, torch.ones_like(alpha), atol=1e-6)
+    learned.gamma(t).sum().backward()  # trainable: every parameter gets a gradient
+    assert all(p.grad is not None for p in learned.parameters())
+    copy = LearnedGamma(hidden=64)
+    copy.load_state_dict(learned.state_dict())  # saved with its run as a part's state dict
+    assert torch.equal(copy.gamma(t), learned.gamma(t))

@@ -271,22 +271,35 @@ def cmd_worker(args: argparse.Namespace) -> None:
     serve(args.socket)
 
 
-def main(argv: list[str] | None = None, *, worker: bool = True) -> int:
-    """Run ``ttdm argv``: in the warm worker of a local Snakemake run when there is one (:mod:`ttdm.worker`)."""
+def main(argv: list[str] | None = None, *, worker: bool = True, started: float | None = None) -> int:
+    """Run ``ttdm argv``: in the warm worker of a local Snakemake run when there is one (:mod:`ttdm.worker`).
+
+    Every command ends its log with one line ``ttdm COMMAND: start-up S s (imports I s), total T s``: S is the
+    time from the process's start (the client's, through the worker) to the command's work, imports included.
+    ``scripts/pipeline_bench.py`` sums these lines into the pipeline's job overhead.
+    """
+    from ttdm.timing import ImportClock, process_start_time
+
+    started = process_start_time() if started is None else started
     argv = sys.argv[1:] if argv is None else list(argv)
     if worker and argv[:1] != ["worker"]:
         from ttdm.worker import run_via_worker
 
-        code = run_via_worker(argv)
+        code = run_via_worker(argv, started)
         if code is not None:
             return code
     args = build_parser().parse_args(argv)
+    clock = ImportClock()
+    code = 0
     try:
-        args.func(args)
+        with clock:
+            args.func(args)
     except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
         print(f"ttdm {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    if args.command != "worker":
+        print(clock.summary(f"ttdm {args.command}", started), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-"""One noise-schedule abstraction for every method: a variance-preserving (VP) diffusion.
+"""Noise schedules of a variance-preserving (VP) diffusion, in continuous time; the discrete β table is one of them.
 
-Forward process (Ho et al. 2020, eq. 4):  x_t = alpha_t x_0 + sigma_t eps,  alpha_t = sqrt(abar_t),
-sigma_t = sqrt(1 - abar_t),  abar_t = prod_{s <= t} (1 - beta_s).  Log signal-to-noise ratio
-lambda_t = log(alpha_t / sigma_t).  The discrete index i in {0, ..., T-1} is diffusers' timestep; the continuous
-time fed to models is t = (i + 1) / T in (0, 1].  A continuous-time method (VDM, DPM-Solver) reads alpha, sigma and
-lambda at any t in [0, 1] through :meth:`NoiseSchedule.logsnr_at`, which interpolates log-SNR between grid points.
+Forward process (Ho et al. 2020, eq. 4; Kingma et al. 2021, eq. 1-3):  x_t = α(t) x_0 + σ(t) ε,  α² + σ² = 1,
+t ∈ [0, 1].  Everything follows from γ(t) = log(σ²/α²) = −2λ(t), increasing in t (λ = log(α/σ) the log-SNR):
+α² = sigmoid(−γ), σ² = sigmoid(γ).
+
+- :class:`Schedule`: the contract, ``gamma(t)`` → ``logsnr_at``, ``alpha_sigma_at``; ``T`` is None for a
+  continuous-time schedule.
+- :class:`NoiseSchedule`: a discrete table of T betas (DDPM), ᾱ_i = Π_{s≤i}(1 − β_s).  Step i is time
+  t = (i + 1)/T, diffusers' timestep i; ``abar(i)``, ``alpha_sigma(i)``, ``logsnr(i)`` are the exact tables that
+  the discrete samplers use, and between grid times γ is interpolated linearly in t.
+- :class:`LinearGamma` and :class:`LearnedGamma`: VDM's fixed linear γ and its learned monotone γ_η, an
+  ``nn.Module`` that a method trains as one of its parts and so saves with its run.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from ttdm.options import check_options, option
 from ttdm.registry import Registry
@@ -21,7 +28,26 @@ from ttdm.registry import Registry
 SCHEDULES = Registry("schedule", "ttdm.schedules")
 
 
-class NoiseSchedule:
+class Schedule:
+    """The schedule contract: γ(t) on t ∈ [0, 1] (tensor in, float64 tensor out); discrete schedules also give T."""
+
+    T: int | None = None
+
+    def gamma(self, t: torch.Tensor) -> torch.Tensor:
+        """γ(t) = log(σ²/α²), increasing in t."""
+        raise NotImplementedError
+
+    def logsnr_at(self, t: torch.Tensor) -> torch.Tensor:
+        """λ(t) = log(α(t)/σ(t)) = −γ(t)/2."""
+        return -0.5 * self.gamma(t)
+
+    def alpha_sigma_at(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(α(t), σ(t)) = (√sigmoid(−γ), √sigmoid(γ)), same shape as t."""
+        g = self.gamma(t)
+        return torch.sigmoid(-g).sqrt(), torch.sigmoid(g).sqrt()
+
+
+class NoiseSchedule(Schedule):
     """A discrete VP schedule given by its betas.
 
     Args:
@@ -65,7 +91,8 @@ class NoiseSchedule:
         return (torch.as_tensor(i, dtype=torch.float32) + 1.0) / self.T
 
     def logsnr_at(self, t: torch.Tensor) -> torch.Tensor:
-        """lambda(t) for continuous t in [1/T, 1], linear interpolation of lambda between the grid times."""
+        """λ(t) for continuous t, linear in t between the grid times t_i = (i + 1)/T (exact at them); held at λ_0
+        on [0, 1/T] (the table has no step at t = 0, where λ = ∞)."""
         t = torch.as_tensor(t, dtype=torch.float64).clamp(1.0 / self.T, 1.0)
         pos = t * self.T - 1.0  # fractional index
         lo = pos.floor().long().clamp(0, self.T - 1)
@@ -73,6 +100,10 @@ class NoiseSchedule:
         w = pos - lo
         lam = self.logsnr(torch.arange(self.T))
         return (1 - w) * lam[lo] + w * lam[hi]
+
+    def gamma(self, t: torch.Tensor) -> torch.Tensor:
+        """γ(t) = −2 λ(t) (:meth:`logsnr_at`)."""
+        return -2.0 * self.logsnr_at(t)
 
     def q_sample(self, x0: torch.Tensor, i: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """x_i = alpha_i x0 + sigma_i eps.  x0, eps: (B, ...); i: (B,) long.  Returns x0's dtype."""
@@ -91,6 +122,65 @@ class NoiseSchedule:
             "beta_last": float(self.betas[-1]),
             "abar_last": float(self.alphas_cumprod[-1]),
         }
+
+
+class LinearGamma(nn.Module, Schedule):
+    """VDM's fixed schedule: γ(t) = γ_min + (γ_max − γ_min) t (Kingma et al. 2021, the ablation's baseline)."""
+
+    def __init__(self, gamma_min: float = -13.3, gamma_max: float = 5.0) -> None:
+        super().__init__()
+        if not gamma_min < gamma_max:
+            raise ValueError(f"gamma_min = {gamma_min} must be below gamma_max = {gamma_max}")
+        self.register_buffer("ends", torch.tensor([gamma_min, gamma_max], dtype=torch.float64))
+
+    def gamma(self, t: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64, device=self.ends.device)
+        return self.ends[0] + (self.ends[1] - self.ends[0]) * t
+
+
+class _PositiveLinear(nn.Linear):
+    """A linear layer with non-negative weights |W| (so the map is monotone non-decreasing in every input)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight.abs(), self.bias)
+
+
+class LearnedGamma(nn.Module, Schedule):
+    """VDM's learned monotone schedule (Kingma et al. 2021, appendix: the monotone network γ_η).
+
+        γ̃(t) = l₁(t) + l₃(φ(l₂(l₁(t)))),  φ = sigmoid, every weight non-negative (monotone in t),
+        γ_η(t) = γ₀ + (γ₁ − γ₀) (γ̃(t) − γ̃(0)) / (γ̃(1) − γ̃(0)),
+
+    with learned end points γ₀ = γ_η(0), γ₁ = γ_η(1) (initialised to ``gamma_min``, ``gamma_max``).  l₃ starts at
+    zero, so γ_η is exactly linear at initialisation.  t: any shape → γ of that shape (float64 in, the parameters'
+    dtype inside).  ``hidden`` is the width of l₂ (1024 in VDM).
+    """
+
+    def __init__(self, gamma_min: float = -13.3, gamma_max: float = 5.0, hidden: int = 1024) -> None:
+        super().__init__()
+        if not gamma_min < gamma_max:
+            raise ValueError(f"gamma_min = {gamma_min} must be below gamma_max = {gamma_max}")
+        self.l1 = _PositiveLinear(1, 1)
+        self.l2 = _PositiveLinear(1, hidden)
+        self.l3 = _PositiveLinear(hidden, 1)
+        with torch.no_grad():
+            self.l1.weight.fill_(1.0)
+            self.l1.bias.zero_()
+            self.l3.weight.zero_()
+            self.l3.bias.zero_()
+        self.gamma_0 = nn.Parameter(torch.tensor(float(gamma_min)))
+        self.gamma_1 = nn.Parameter(torch.tensor(float(gamma_max)))
+
+    def _shape(self, t: torch.Tensor) -> torch.Tensor:
+        h = self.l1(t[..., None])
+        return (h + self.l3(torch.sigmoid(self.l2(h))))[..., 0]
+
+    def gamma(self, t: torch.Tensor) -> torch.Tensor:
+        dtype = self.gamma_0.dtype
+        t = torch.as_tensor(t, device=self.gamma_0.device).to(dtype)
+        ends = self._shape(torch.tensor([0.0, 1.0], dtype=dtype, device=t.device))
+        unit = (self._shape(t) - ends[0]) / (ends[1] - ends[0])
+        return self.gamma_0 + (self.gamma_1 - self.gamma_0) * unit
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,11 @@ _HEADER = struct.Struct("!I")  # byte length of the JSON request; 4-byte exit st
 
 
 # ---- client ----------------------------------------------------------------------------------------------------
-def run_via_worker(argv: list[str]) -> int | None:
-    """Run ``ttdm argv`` in the worker named by $TTDM_WORKER; its exit status, or None when there is no worker."""
+def run_via_worker(argv: list[str], started: float | None = None) -> int | None:
+    """Run ``ttdm argv`` in the worker named by $TTDM_WORKER; its exit status, or None when there is no worker.
+
+    ``started``: this process's start time (epoch seconds), from which the command's start-up time is counted.
+    """
     path = os.environ.get(ENV)
     if not path:
         return None
@@ -48,7 +51,7 @@ def run_via_worker(argv: list[str]) -> int | None:
         sock.close()
         print(f"ttdm: no worker at {path} ({err.strerror}); running in this process", file=sys.stderr)
         return None
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "started": started}).encode()
     with sock:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
@@ -88,9 +91,13 @@ def _preload() -> None:
 
     for registry in (DATASETS, METHODS, METRICS, MODELS, SAMPLERS):
         registry.load()
-    import ttdm.stages.evaluate  # noqa: F401
-    import ttdm.stages.sample  # noqa: F401
-    import ttdm.stages.train  # noqa: F401
+    import importlib
+
+    for module in ("ttdm.config", "ttdm.stages.data", "ttdm.stages.train", "ttdm.stages.sample",
+                   "ttdm.stages.evaluate", "ttdm.stages.bench", "ttdm.stages.complexity", "ttdm.stages.landscape",
+                   "ttdm.report.tables", "ttdm.report.figures", "ttdm.report.tt_tables", "ttdm.report.tt_figures",
+                   "ttdm.report.landscape", "ttdm.report.paper", "ttdm.report.studies"):
+        importlib.import_module(module)
 
 
 def serve(path: str | Path) -> None:
@@ -152,7 +159,7 @@ def _child(conn: socket.socket) -> None:
         from ttdm.cli import main
 
         try:
-            code = main(request["argv"], worker=False)
+            code = main(request["argv"], worker=False, started=request.get("started"))
         except SystemExit as exit_:  # argparse's --help and usage errors
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         except KeyboardInterrupt:

@@ -57,3 +57,11 @@ def run_spec(config: dict, dataset: str, model: str, seed: int) -> dict:
 def complexity_spec(config: dict) -> dict:
     """:func:`ttdm.config.specs.complexity_spec`, from the validation cache when it holds ``config``."""
     return _cache.derived(config, "complexity_spec", (), _specs.complexity_spec)
+
+
+__all__ = [
+    "LOOP_KEYS", "SCHEMA_PATH", "ConfigError", "bench_spec", "block_for", "complexity_spec", "data_spec", "eval_spec",
+    "expand_grid", "job_resources", "load_config", "load_schema", "main_models", "main_setting", "n_eval", "needs_of",
+    "resolved_training", "run_settings", "run_spec", "runs", "sample_spec", "sampling_keys", "settings_for",
+    "split_setting", "training_for", "used_datasets", "validate_config",
+]

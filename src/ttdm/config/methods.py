@@ -92,7 +92,8 @@ def _needs_errors(config: dict[str, Any]) -> list[str]:
         dataset, model = node
         if model in path:
             return [f"models.{model}: the runs it needs form a cycle: {' -> '.join(path + (model,))}"]
-        return [e for need in needs_of(config, dataset, model).values() for e in visit((dataset, need), path + (model,))]
+        needs = needs_of(config, dataset, model).values()
+        return [e for need in needs for e in visit((dataset, need), path + (model,))]
 
     for dataset, model, _ in trained:
         errors += visit((dataset, model), ())

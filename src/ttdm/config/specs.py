@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ttdm.config.grid import block_for, main_models, n_eval, runs, training_for
+from ttdm.config.grid import block_for, main_models, n_eval, runs
 from ttdm.config.methods import resolved_training
 from ttdm.config.schema import ConfigError, validate_config
 

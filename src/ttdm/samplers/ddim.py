@@ -56,7 +56,8 @@ def sample_ddim(
     eta: float = 0.0,
     spacing: str = "trailing",
 ) -> torch.Tensor:
-    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` DDIM steps; ``denoiser(x, t)`` predicts ε at t = (i+1)/T on ``denoiser.schedule``.
+    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` DDIM steps; ``denoiser(x, t)`` predicts ε at t = (i+1)/T on
+    ``denoiser.schedule``.
 
     Knobs: ``eta`` ∈ [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), ``spacing`` of
     :func:`ttdm.samplers.timesteps.timesteps`.  Each step goes to the next visited step, the last one to ᾱ = 1

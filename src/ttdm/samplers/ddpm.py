@@ -64,7 +64,8 @@ def sample_ddpm(
     variance: str = "fixed_small",
     spacing: str = "trailing",
 ) -> torch.Tensor:
-    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` ancestral steps; ``denoiser(x, t)`` predicts ε at t = (i+1)/T on ``denoiser.schedule``.
+    """Draw x_0 from x_T = ``x`` (B, D) by ``steps`` ancestral steps; ``denoiser(x, t)`` predicts ε at t = (i+1)/T on
+    ``denoiser.schedule``.
 
     Knobs: ``variance`` in ("fixed_small", "fixed_large"), ``spacing`` of :func:`ttdm.samplers.timesteps.timesteps`.
     Each step goes to the next visited step (as diffusers' DDPMScheduler), the last one to ᾱ = 1 without noise,

@@ -36,10 +36,10 @@ def complexity(spec: dict[str, Any], meta_files: Iterable[str | Path], out_dir: 
     """Parameters, FLOPs and peak training memory of every model of ``spec`` into ``out_dir/complexity.csv``.
 
     ``spec["models"]`` maps a name to {"arch", "model_cfg", "dataset", and optionally "optimizer" (adam), "n_fit"};
-    the dataset's meta.json (among ``meta_files``) gives D and the image shape.  Optional spec keys: "batch_size" (256), "device" (auto),
-    "threads", "memory" (true; false leaves peak_train_mem_mb empty).  Rows follow
-    :func:`ttdm.analysis.flops.model_complexity`: FLOPs per sample forward (analytic for tt, measured for networks) and per
-    optimiser step (a batch's forward + backward, one ALS sweep or one RGD iteration on n_fit points).
+    the dataset's meta.json (among ``meta_files``) gives D and the image shape.  Optional spec keys: "batch_size"
+    (256), "device" (auto), "threads", "memory" (true; false leaves peak_train_mem_mb empty).  Rows follow
+    :func:`ttdm.analysis.flops.model_complexity`: FLOPs per sample forward (analytic for tt, measured for networks)
+    and per optimiser step (a batch's forward + backward, one ALS sweep or one RGD iteration on n_fit points).
     rank, degree and layout are the tt hyper-parameters (defaults filled in), empty for networks.
     """
     device = resolve_device(spec.get("device", "auto"))
