@@ -13,13 +13,18 @@ from typing import Any
 
 
 def process_start_time(pid: int | str = "self") -> float | None:
-    """When process ``pid`` started, in epoch seconds (Linux /proc; None elsewhere)."""
+    """When process ``pid`` started, in epoch seconds, to 10 ms (Linux /proc; None elsewhere).
+
+    Its age is /proc/uptime minus its start time after boot (/proc/PID/stat field 22, in clock ticks); both count
+    from boot in hundredths of a second, unlike /proc/stat's btime, which is rounded to whole seconds.
+    """
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])  # field 22 of proc(5): starttime, clock ticks after boot
-        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open(f"/proc/{pid}/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return None
 
 

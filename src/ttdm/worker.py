@@ -80,6 +80,9 @@ def _preload() -> None:
     import matplotlib  # noqa: F401
     import numpy  # noqa: F401
     import pandas  # noqa: F401
+    import scipy.optimize  # noqa: F401  (the metrics import scipy lazily; the worker pays for it once)
+    import scipy.spatial.distance  # noqa: F401
+    import teneva  # noqa: F401
     import torch  # noqa: F401
 
     import ttdm.cli  # noqa: F401
@@ -93,10 +96,11 @@ def _preload() -> None:
         registry.load()
     import importlib
 
-    for module in ("ttdm.config", "ttdm.stages.data", "ttdm.stages.train", "ttdm.stages.sample",
-                   "ttdm.stages.evaluate", "ttdm.stages.bench", "ttdm.stages.complexity", "ttdm.stages.landscape",
-                   "ttdm.report.tables", "ttdm.report.figures", "ttdm.report.tt_tables", "ttdm.report.tt_figures",
-                   "ttdm.report.landscape", "ttdm.report.paper", "ttdm.report.studies"):
+    for module in ("ttdm.config", "ttdm.tt.als", "ttdm.tt.riemannian", "ttdm.methods.tt_solvers",
+                   "ttdm.stages.data", "ttdm.stages.train", "ttdm.stages.sample", "ttdm.stages.evaluate",
+                   "ttdm.stages.bench", "ttdm.stages.complexity", "ttdm.stages.landscape", "ttdm.report.tables",
+                   "ttdm.report.figures", "ttdm.report.tt_tables", "ttdm.report.tt_figures", "ttdm.report.landscape",
+                   "ttdm.report.paper", "ttdm.report.studies"):
         importlib.import_module(module)
 
 
