@@ -84,6 +84,7 @@ def _preload() -> None:
     import scipy.spatial.distance  # noqa: F401
     import teneva  # noqa: F401
     import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401  (the optimizers' first step imports it, and sympy with it: 0.7 s)
 
     import ttdm.cli  # noqa: F401
     from ttdm.data import DATASETS
