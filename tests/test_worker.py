@@ -103,3 +103,14 @@ def test_the_worker_ends_with_its_parent(tmp_path):
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.time() < deadline:
         time.sleep(0.1)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_child_takes_the_jobs_thread_count():
+    """Snakemake sets OMP_NUM_THREADS and the BLAS variables to a rule's threads; a forked child applies them to the
+    pools its parent loaded (a fresh process reads them at import)."""
+    code = ("from ttdm.worker import _limit_threads; import numpy, torch; "
+            "_limit_threads({'OMP_NUM_THREADS': '1'}); from threadpoolctl import threadpool_info; "
+            "print(max(i['num_threads'] for i in threadpool_info()), torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if "NUM_THREADS" not in k})
+    assert out.stdout.split() == ["1", "1"]

@@ -159,6 +159,7 @@ def _child(conn: socket.socket) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.environ.pop(ENV, None)
+        _limit_threads(os.environ)
         sys.argv = ["ttdm", *request["argv"]]
         threading.Thread(target=_watch, args=(conn, done), daemon=True).start()
         from ttdm.cli import main
@@ -188,6 +189,25 @@ def _child(conn: socket.socket) -> None:
         os._exit(code)
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _limit_threads(env: dict[str, str]) -> None:
+    """Apply the job's thread count (Snakemake sets OMP_NUM_THREADS and the BLAS variables to the rule's
+    ``threads``) to the BLAS and OpenMP pools this process loaded before forking; a fresh process would have read
+    them at import.  Without this, numpy's BLAS ran with every core in each job: 5-10x slower ALS sweeps."""
+    value = env.get("OMP_NUM_THREADS") or env.get("OPENBLAS_NUM_THREADS")
+    if not (value and value.isdigit() and int(value) > 0):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(value))
+    import torch
+
+    torch.set_num_threads(int(value))
+
+
 def _watch(conn: socket.socket, done: threading.Event) -> None:
     """Interrupt the command when the client hangs up (its job was killed); exit for good 10 s later."""
     try:
@@ -211,8 +231,9 @@ def start(log: str | Path | None = None, timeout_s: float = 60.0) -> subprocess.
     if log:
         Path(log).parent.mkdir(parents=True, exist_ok=True)
     err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the worker keeps it open
+    env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}  # no BLAS thread pools before forking
     proc = subprocess.Popen([sys.executable, "-m", "ttdm", "worker", "--socket", path],
-                            stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+                            stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
         if os.path.exists(path):
