@@ -125,11 +125,16 @@ def snakemake_dry(workdir: Path, env: dict, config: str | None = None) -> float:
     return statistics.median(times)
 
 
+def _commit(work: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=work, capture_output=True, text=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ttdm-pipeline-bench"))
     parser.add_argument("--no-worker", action="store_true", help="run every job in its own process")
+    parser.add_argument("--rev", default="HEAD", help="the commit to measure (default HEAD)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "pipeline.csv")
     args = parser.parse_args()
 
@@ -137,6 +142,7 @@ def main() -> None:
     if work.exists():
         shutil.rmtree(work)
     subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
+    subprocess.run(["git", "checkout", "-q", args.rev], cwd=work, check=True)
     (work / ".venv").symlink_to(ROOT / ".venv")
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     if args.no_worker:
@@ -160,7 +166,8 @@ def main() -> None:
     overhead = sum(s for v in starts.values() for s, _, _ in v)
     tail_s, tail_rules = idle_tail(timeline(work), args.cores)
     rows = [
-        ("make_paper_wall", wall, "s", 720, wall <= 720, f"{args.cores} cores, worker {'off' if args.no_worker else 'on'}"),
+        ("make_paper_wall", wall, "s", 720, wall <= 720,
+         f"{args.cores} cores, worker {'off' if args.no_worker else 'on'}, commit {_commit(work)}"),
         ("second_dry_run", second, "s", 5, second <= 5, "snakemake -n with nothing to do, median of 3"),
         ("misconfig_refusal", refused, "s", 5, refused <= 5, "snakemake -n with models.mlp.depth: -5, median of 3"),
         ("job_overhead_share", overhead / summed, "fraction", 0.15, overhead / summed <= 0.15,
