@@ -126,7 +126,8 @@ def snakemake_dry(workdir: Path, env: dict, config: str | None = None) -> float:
 
 
 def _commit(work: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=work, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=work, capture_output=True, text=True)
+    return out.stdout.strip()
 
 
 def main() -> None:
@@ -176,7 +177,8 @@ def main() -> None:
         ("idle_core_tail", tail_s, "s", "", "", f"end of the run with fewer than {args.cores} jobs: {tail_rules}"),
     ]
     for rule, times in sorted(jobs.items()):
-        rows.append((f"jobs_{rule}", sum(times), "s", "", "", f"{len(times)} jobs, mean {statistics.mean(times):.2f} s"))
+        note = f"{len(times)} jobs, mean {statistics.mean(times):.2f} s"
+        rows.append((f"jobs_{rule}", sum(times), "s", "", "", note))
     for cmd, values in sorted(starts.items()):
         rows.append((f"startup_{cmd}", sum(s for s, _, _ in values), "s", "", "",
                      f"{len(values)} commands, mean start-up {statistics.mean(s for s, _, _ in values):.3f} s, "
