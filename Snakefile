@@ -18,6 +18,7 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tt.smk"
+include: "workflow/rules/likelihood.smk"
 
 
 # Local runs: one warm `ttdm worker` imports torch once and every job's `ttdm` forks from it (src/ttdm/worker.py);

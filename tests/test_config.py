@@ -230,7 +230,7 @@ def test_unknown_option_lists_the_allowed(quick_config):
     quick_config["datasets"]["gmm8"]["dimm"] = 3
     quick_config["metrics"]["swd"] = {"n_proj": 10}
     message = error_of(quick_config)
-    assert "models.mlp.hiddne: unknown option; allowed: depth, hidden, time_dim" in message
+    assert "models.mlp.hiddne: unknown option; allowed: depth, hidden, prior, time_dim" in message
     assert "datasets.gmm8.dimm: unknown option; allowed: dim, mode_seed, n_modes, radius, std" in message
     assert "metrics.swd.n_proj: unknown option; allowed: n_projections" in message
 

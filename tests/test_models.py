@@ -15,6 +15,8 @@ from ttdm.models.unet import SoftmaxAttention
 CASES = [
     ("mlp", 3, None, {"hidden": 16, "depth": 2, "time_dim": 8}),
     ("resnet", 3, None, {"hidden": 16, "blocks": 2, "time_dim": 8}),
+    ("mlp", 3, None, {"hidden": 16, "depth": 2, "time_dim": 8, "prior": "gaussian"}),
+    ("resnet", 3, None, {"hidden": 16, "blocks": 2, "time_dim": 8, "prior": "gaussian"}),
     ("unet", 64, (1, 8, 8), {"channels": 8, "time_dim": 16}),
     ("unet", 64, (1, 8, 8), {"channels": 8, "time_dim": 16, "attention": False, "channel_mult": [1, 2, 2]}),
 ]
@@ -64,6 +66,9 @@ def test_unknown_hparam_is_refused(arch: str) -> None:
     ("unet", {"channel_mult": []}, "unet.channel_mult: [] is empty"),
     ("unet", {"channel_mult": [1, 0]}, r"unet.channel_mult: [1, 0] must be ≥ 1"),
     ("unet", {"channels": 8, "groups": 3}, "unet.groups: 3 must divide every channel count, got [8, 16]"),
+    ("mlp", {"prior": "laplace"}, "mlp.prior: 'laplace' is not allowed; allowed: gaussian, none"),
+    ("resnet", {"prior": True}, "resnet.prior: True is not"),
+    ("unet", {"prior": "Gaussian"}, "unet.prior: 'Gaussian' is not allowed; allowed: gaussian, none"),
     ("tt", {"rank": "ten"}, "tt.rank: 'ten' is not an integer"),
     ("tt", {"layout": "x; touch y"}, "tt.layout: 'x; touch y' is not allowed; allowed: per_output, shared"),
     ("tt", {"basis": "bogus"}, "tt.basis: 'bogus' is not allowed; allowed: bspline, chebyshev, legendre"),

@@ -25,8 +25,8 @@ from ttdm.report.figures import image_grid, write_figures
 from ttdm.report.paper import compile_paper, make_environment, render_paper
 from ttdm.report.provenance import collect_provenance, git_state
 from ttdm.report.studies import check_written, paper_files as study_paper_files, with_png
-from ttdm.report.tables import (collect_floors, collect_metrics, fmt_number, main_table, summarize, tex_escape,
-                                write_tables)
+from ttdm.report.tables import (collect_floors, collect_metrics, constant_note, fmt_number, fmt_spread, main_table,
+                                separated_best, summarize, tex_escape, write_tables)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "paper"
 DATASETS = {"8gaussians": 2, "tiny_digits": 64}  # name -> D; tiny_digits holds 1×8×8 images
@@ -158,6 +158,9 @@ def test_fmt_number_and_escape():
                                               "0"]
     assert fmt_number(0.012345, sig=2) == "0.012" and fmt_number(1234.5, sig=5) == "1234.5"
     assert fmt_number(float("nan")) == "" and fmt_number(None) == "" and fmt_number(float("inf")) == ""
+    # a spread to the mean's last printed digit (1 to 3 significant digits)
+    assert [fmt_spread(s, m) for s, m in ((0.0223, 0.200), (3.70, 378.0), (0.0519, 5.29), (4.94, 4.0), (0.5, 0.0))] \
+        == ["0.022", "4", "0.05", "4.94", "0.500"]
     assert tex_escape("swiss_roll") == r"swiss\_roll"
     assert tex_escape("a&b%c$d#e{f}g~h^i\\") == (r"a\&b\%c\$d\#e\{f\}g\textasciitilde{}h\textasciicircum{}i"
                                                  r"\textbackslash{}")
@@ -202,7 +205,7 @@ def test_display_csv_is_what_the_tex_prints(results):
     assert row["swd_ratio"] == "2.10" and row["mmd_ratio"] == "" and row["modes_total"] == "8"
     tex = (tables / "summary.tex").read_text()
     assert r"tiny\_digits & res\_net" in tex and "tiny_digits" not in tex
-    assert r"$0.0210 \pm 0.00141$ ($\times 2.10$)" in tex
+    assert r"$0.0210 \pm 0.0014$ ($\times 2.10$)" in tex
 
 
 def test_main_setting_is_configurable(results):
@@ -215,10 +218,21 @@ def test_main_setting_is_configurable(results):
 
 def test_bench_table_is_generic(results):
     display = read_display(results / "tables" / "bench_models_display.csv")
-    assert list(display.columns) == ["model", "n_params", "s_per_1000", "peak_mem_mb", "device"]
+    assert list(display.columns) == ["model", "n_params", "s_per_1000", "peak_mem_mb"]  # device: the same in all
     assert display["s_per_1000"].tolist() == ["0.0123", "1.50"] and display["peak_mem_mb"].tolist() == ["", "12"]
     tex = (results / "tables" / "bench_models.tex").read_text()
-    assert r"n\_params" in tex and r"res\_net & $5002$ & $1.50$ & $12$ & cpu" in tex
+    assert "Model & Parameters & Time / 1000 samples (s) & Peak memory (MB)" in tex and "n\\_params" not in tex
+    assert r"res\_net & $5002$ & $1.50$ & $12$ \\" in tex and constant_note(tex) == "Device: cpu"
+
+
+def test_the_best_model_is_bold_only_where_the_spread_separates_it(results):
+    tex = (results / "tables" / "summary.tex").read_text()
+    assert r"8gaussians & mlp & {\boldmath $0.0210 \pm 0.0014$ ($\times 2.10$)}" in tex
+    assert r"tiny\_digits & res\_net & {\boldmath" in tex and tex.count("boldmath") == 2
+    stats = pd.DataFrame({"mean": [1.0, 1.1, 2.0], "std": [0.2, 0.1, 0.1]}, index=["a", "b", "c"])
+    assert separated_best(stats) is None  # 1.0 + 0.2 > 1.1 - 0.1
+    assert separated_best(stats.assign(std=[0.01, 0.01, 0.01])) == "a"
+    assert separated_best(stats.iloc[:1]) is None
 
 
 def test_figures_written_and_deterministic(results, tmp_path):

@@ -99,3 +99,18 @@ def test_tt_figures_are_exactly_the_declared_ones(runs, tmp_path):
         write_tt_figures(csv, [f for f in losses if "tt-als" not in f], tmp_path, ["tt_convergence_8gaussians"])
     written = write_tt_figures(csv, losses, tmp_path / "out", ["tt_convergence_8gaussians"])
     assert sorted(p.name for p in written) == ["tt_convergence_8gaussians.pdf", "tt_convergence_8gaussians.png"]
+
+
+def test_tt_findings_and_the_best_tt_table(runs):
+    comp = tt_records.comparison(runs)
+    table = tt_claims.comparison_table(comp)
+    # best TT by SWD: tt-als (0.25) against the mlp (0.2): 1.25x the SWD, 384/40000 of the parameters, 1/10 the time
+    assert r"\texttt{8gaussians} & \texttt{tt-als} & $0.250$ & \texttt{mlp} & $0.200$ & $1.25$ & $0.00960$ & $0.100$" \
+        in table
+    head = tt_claims.headline(comp, ["mlp", "tt-als"])
+    assert head["param_percent"] == "0.960" and head["swd_ratio"] == "1.25" and head["n_lower"] == 0
+    targets = pd.DataFrame({"name": ["a", "b"], "met": [True, False], "text": ["A.", "B."]})
+    found = tt_claims.findings(comp, None, targets, ["tt-als"])
+    assert found[0].startswith(r"With $0.960\,\%$ of the MLP's parameters") and "$1.25\\times$" in found[0]
+    assert found[-1].startswith("$1$ of the $2$ computed targets are met")
+    assert [t["name"] for t in tt_claims.target_rows(targets)] == ["b", "a"]  # failed first

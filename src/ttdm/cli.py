@@ -260,9 +260,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True, help="the .pdf; the .png gets the same stem")
 
+    p = add("likelihood", cmd_likelihood, "test NLL of a run by the probability-flow ODE (nats per dimension)")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("likelihood-floor", cmd_likelihood_floor, "true test NLL of a Gaussian-mixture dataset (the floor)")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
     p = add("worker", cmd_worker, "serve ttdm commands by forking a warm process (started by the workflow)")
     p.add_argument("--socket", type=Path, required=True, help="Unix socket to listen on")
     return parser
+
+
+def cmd_likelihood(args: argparse.Namespace) -> None:
+    from ttdm.stages.likelihood import run_nll
+
+    record = run_nll(args.spec, run_dir=args.run, data_dir=args.data, out=args.out)
+    print(f"{args.out}: NLL {record['nll']:.4f} ± {record['nll_std_err']:.4f} nats/dim ({record['nfe']:.0f} NFE)")
+
+
+def cmd_likelihood_floor(args: argparse.Namespace) -> None:
+    from ttdm.stages.likelihood import floor_nll
+
+    floor_nll(args.spec, data_dir=args.data, out=args.out)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

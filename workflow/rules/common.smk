@@ -115,7 +115,10 @@ def bench_spec(wildcards):
 
 
 def final_outputs():
-    return ["results/paper/paper.pdf"]
+    """The paper, and the test likelihoods (not yet in the paper) when the config asks for them."""
+    nll = [f"results/likelihood/{d}/{m}/{s}.csv" for d, m, s in cfg.likelihood_runs(config)]
+    floors = [f"results/likelihood/{d}/floor.csv" for d in dict.fromkeys(d for d, _, _ in cfg.likelihood_runs(config))]
+    return ["results/paper/paper.pdf", *nll, *floors]
 
 
 # The paper's studies (ttdm.report.studies): each declares, from the config, the tables and figures its commands

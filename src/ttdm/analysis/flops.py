@@ -27,6 +27,14 @@ ALS sweep (:func:`als_sweep_flops`), with QR(m, n) and SOLVE(c) the dense costs 
     + interfaces: 3(d − 1) core applications on N rows (initial right interfaces, then one per moved centre)
     + orthogonalisation: 3(d − 1) QRs of core unfoldings and the absorbing products
 
+ALS sweep of ``teneva.als_func`` (:func:`als_teneva_sweep_flops`, ``engine: teneva``), per tensor (P of them):
+
+    initial right interfaces (d − 1 core applications on N rows), then 2(d − 1) core solves (k = 0..d−2, then
+    d−1..1), each: N c_k (design rows) + 2 N c_k² + 2 N c_k (AᵀA, Aᵀy) + LSTSQ(c_k), and the interface update
+    (a core application on N rows); then ‖Y − Y_old‖ / ‖Y‖ (teneva.accuracy) on TTs of ranks 2r and r.
+    LSTSQ(c) = QR(c, c) + 3 c² (gelsy: pivoted QR, Qᵀb and the triangular solve); the degree search of
+    ``_optimize_core`` (a re-solve when a top coefficient is below 10⁻⁶ of the largest) is not counted.
+
 RGD iteration (:func:`rgd_iteration_flops`): both orthogonal gauges (2(d − 1) QRs), the residual (a forward on N
 rows), the projected gradient δ_k = Σ_b w_b L_k[b] ⊗ F_k[b] ⊗ R_k[b] (2(d − 1) interface applications and
 2 P N c_k per core, then the gauge projection 4 P r n s² per core), ‖ξ‖², and per Armijo trial the retraction
@@ -180,6 +188,28 @@ def als_sweep_flops(sizes: list[int], ranks: list[int], n_tt: int, n_rows: int) 
     return int(total)
 
 
+def als_teneva_sweep_flops(sizes: list[int], ranks: list[int], n_tt: int, n_rows: int) -> int:
+    """FLOPs of one ``ttdm.tt.als.sweep_teneva`` (``teneva.als_func`` with nswp=1 per tensor) on N = ``n_rows``
+    rows, P = ``n_tt`` tensors (module docstring; per_output layout only)."""
+    p, n_rows, d = n_tt, int(n_rows), len(sizes)
+    b = _bounds(ranks)
+    c = [b[k] * n * b[k + 1] for k, n in enumerate(sizes)]
+    total = sum(n_rows * sum(_apply_right(1, b[k], sizes[k], b[k + 1])) for k in range(1, d))  # initial Yr
+    solve = [n_rows * (c[k] + 2 * c[k] ** 2 + 2 * c[k]) + qr_flops(c[k], c[k]) + 3 * c[k] ** 2 for k in range(d)]
+    for k in range(d - 1):  # left to right: solve k, then the left interface of k + 1
+        total += solve[k] + n_rows * _apply_left(1, b[k], sizes[k], b[k + 1])
+    for k in range(d - 1, 0, -1):  # right to left: solve k, then the right interface of k − 1
+        total += solve[k] + n_rows * sum(_apply_right(1, b[k], sizes[k], b[k + 1]))
+    total += _tt_norm_flops(sizes, [2 * r for r in ranks]) + _tt_norm_flops(sizes, ranks)  # teneva.accuracy
+    return int(p * total)
+
+
+def _tt_norm_flops(sizes: list[int], ranks: list[int]) -> int:
+    """‖X‖ of one TT by contracting it with itself core by core: Σ_k 2 (r_{k−1}² n_k r_k + r_{k−1} n_k r_k²)."""
+    b = _bounds(ranks)
+    return sum(2 * (b[k] ** 2 * n * b[k + 1] + b[k] * n * b[k + 1] ** 2) for k, n in enumerate(sizes))
+
+
 def rgd_iteration_flops(sizes: list[int], ranks: list[int], n_tt: int, n_rows: int, trials: int = 1) -> int:
     """FLOPs of one ``ttdm.tt.riemannian.descent`` on N = ``n_rows`` rows with ``trials`` Armijo trials:
 
@@ -268,13 +298,14 @@ def _inputs(n: int, dim: int, device: str, seed: int = 0) -> tuple[torch.Tensor,
 
 def train_memory_mb(
     spec: dict[str, Any], dim: int, image_shape: tuple[int, ...] | None, batch_size: int, optimizer: str,
-    n_fit: int, device: str = "cpu", steps: int = MEMORY_STEPS, lam: float = 1e-3,
+    n_fit: int, device: str = "cpu", steps: int = MEMORY_STEPS, lam: float = 1e-3, engine: str = "torch",
 ) -> float:
     """Peak memory (MiB) of training above the level before it: the model, its optimiser state, activations.
 
     Built inside the measurement: the model (``build_model(spec)``) and, for adam/sgd, ``steps`` steps of the MSE
     loss on random batches of ``batch_size``; for als/rgd the regression features of ``n_fit`` random rows and one
-    ALS sweep / one Riemannian iteration.  CPU: polled RSS (``ttdm.analysis.profiling.peak_memory``); CUDA: allocator peak.
+    ALS sweep of ``engine`` (torch or teneva, as :func:`ttdm.methods.tt_solvers.resolve_engine` resolves it) / one
+    Riemannian iteration.  CPU: polled RSS (``ttdm.analysis.profiling.peak_memory``); CUDA: allocator peak.
     """
     _release_memory()
     base = _current_mb(device)
@@ -288,7 +319,12 @@ def train_memory_mb(
             x, t, target = _inputs(n_fit, dim, device)
             feats, y = model.regression(x, t, target)
             cores = [c.detach() for c in model.cores]
-            if optimizer == "als":
+            if optimizer == "als" and engine == "teneva":
+                points = torch.cat([model.scaled(x).clamp(-1, 1), (2 * t[:, None] - 1).to(model.lo.dtype)], dim=1)
+                bases = [lambda v, m=model: m.basis(v, m.n_x)] * model.dim + [
+                    lambda v, m=model: m.time_basis(v, m.n_t)]
+                als.sweep_teneva(cores, points, bases, y, lam)
+            elif optimizer == "als":
                 als.sweep(cores, feats, y, lam)
             else:
                 riemannian.descent(cores, feats, y, model.ranks, 1.0, line_search=False)
@@ -308,16 +344,19 @@ def train_memory_mb(
 def model_complexity(
     arch: str, model_cfg: dict[str, Any], dim: int, image_shape: tuple[int, ...] | None, batch_size: int,
     n_fit: int | None = None, optimizer: str | None = None, *, device: str = "cpu", memory: bool = True,
+    engine: str = "auto", lam: float | None = None,
 ) -> dict[str, Any]:
     """Parameters, FLOPs per sample and per optimiser step, and peak training memory of one model.
 
-    Returns {"optimizer", "n_params", "flops_forward" (one sample: analytic for tt, measured for networks),
-    "flops_train_step" (adam/sgd: measured forward + backward of a batch of ``batch_size``; als: one sweep on
+    Returns {"optimizer", "engine" (als: the engine that training runs, ``resolve_engine(engine)``; else None),
+    "n_params", "flops_forward" (one sample: analytic for tt, measured for networks), "flops_train_step" (adam/sgd:
+    measured forward + backward of a batch of ``batch_size``, the run's own; als: one sweep of that engine on
     ``n_fit`` points; rgd: one iteration with one Armijo trial), "peak_train_mem_mb" (:func:`train_memory_mb`;
-    NaN without ``memory``)}.  ``n_fit`` defaults to the regression method's (``RegressionOptions.n_fit``).
+    NaN without ``memory``)}.  ``n_fit`` and ``lam`` default to the regression method's (``RegressionOptions``).
     """
     from ttdm.models.embeddings import count_parameters
     from ttdm.methods.regression import GRADIENT_OPTIMIZERS, SOLVER_OPTIMIZERS, RegressionOptions
+    from ttdm.methods.tt_solvers import resolve_engine
     from ttdm.runs import build_model
 
     optimizer = optimizer or "adam"
@@ -326,8 +365,10 @@ def model_complexity(
     if optimizer in SOLVER_OPTIMIZERS and arch != "tt":
         raise ValueError(f"optimizer {optimizer!r} fits tensor-train models only (arch 'tt'), not {arch!r}")
     n_fit = int(n_fit or RegressionOptions.n_fit)
+    lam = float(RegressionOptions.lam if lam is None else lam)
     spec = {"arch": arch, "model_cfg": model_cfg, "seed": 0}
     model = build_model(spec, dim, image_shape).to(device)
+    engine = resolve_engine(engine, model.cfg.layout) if optimizer == "als" else None
     x, t, target = _inputs(batch_size, dim, device)
     if arch == "tt":
         sizes, ranks, layout = model.sizes, model.ranks, model.cfg.layout
@@ -335,7 +376,9 @@ def model_complexity(
         forward = tt_forward_flops(sizes, ranks, n_tt, layout, dim, prior=model.cfg.prior != "none")
     else:
         forward = round(measured_flops(model, x, t) / batch_size)
-    if optimizer == "als":
+    if optimizer == "als" and engine == "teneva":
+        step = als_teneva_sweep_flops(sizes, ranks, n_tt, n_fit)
+    elif optimizer == "als":
         rows = n_fit * dim if model.cfg.layout == "shared" else n_fit
         step = als_sweep_flops(sizes, ranks, n_tt, rows)
     elif optimizer == "rgd":
@@ -345,6 +388,7 @@ def model_complexity(
         step = measured_flops(model, x, t, backward=True, target=target)
     n_params = count_parameters(model)
     del model
-    mem = train_memory_mb(spec, dim, image_shape, batch_size, optimizer, n_fit, device) if memory else float("nan")
-    return {"optimizer": optimizer, "n_params": n_params, "flops_forward": int(forward),
+    mem = (train_memory_mb(spec, dim, image_shape, batch_size, optimizer, n_fit, device, lam=lam,
+                           engine=engine or "torch") if memory else float("nan"))
+    return {"optimizer": optimizer, "engine": engine, "n_params": n_params, "flops_forward": int(forward),
             "flops_train_step": int(step), "peak_train_mem_mb": mem}

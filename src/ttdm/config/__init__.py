@@ -31,6 +31,8 @@ from ttdm.config.specs import (
     data_spec,
     eval_spec,
     job_resources,
+    likelihood_runs,
+    likelihood_spec,
     load_config,
     main_setting,
     sample_spec,
@@ -61,7 +63,7 @@ def complexity_spec(config: dict) -> dict:
 
 __all__ = [
     "LOOP_KEYS", "SCHEMA_PATH", "ConfigError", "bench_spec", "block_for", "complexity_spec", "data_spec", "eval_spec",
-    "expand_grid", "job_resources", "load_config", "load_schema", "main_models", "main_setting", "n_eval", "needs_of",
+    "expand_grid", "job_resources", "likelihood_runs", "likelihood_spec", "load_config", "load_schema", "main_models", "main_setting", "n_eval", "needs_of",
     "resolved_training", "run_settings", "run_spec", "runs", "sample_spec", "sampling_keys", "settings_for",
     "split_setting", "training_for", "used_datasets", "validate_config",
 ]

@@ -11,6 +11,10 @@ from ttdm.config.grid import block_for, main_models, n_eval, runs
 from ttdm.config.methods import resolved_training
 from ttdm.config.schema import ConfigError, validate_config
 
+# Bumped when the training loop's semantics change (2: EMA warm-up, held-out validation rows, the solver's setup in
+# wall_s), so runs trained by an older loop are retrained: it is part of every run's spec.
+LOOP_VERSION = 2
+
 # --------------------------------------------------------------------------------------------------------------------
 # The grid and the job specs
 
@@ -74,6 +78,7 @@ def run_spec(config: dict[str, Any], dataset: str, model: str, seed: int) -> dic
         "threads": config["threads"],
         "variant": block_for(config, dataset, model).get("variant"),
         "needs": needs,
+        "loop_version": LOOP_VERSION,
     }
 
 
@@ -98,6 +103,24 @@ def sample_spec(config: dict[str, Any], dataset: str, seed: int, setting: str) -
         "device": config["device"],
         "threads": config["threads"],
     }
+
+
+def likelihood_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """Spec of the likelihood jobs (``ttdm.stages.likelihood``): the ODE solver's settings, the data seed that picks
+    the test rows and the probes, and the schedule (for the mixtures' floor)."""
+    return {**config["likelihood"], "seed": config["data_seed"], "schedule": config["schedule"],
+            "device": config["device"], "threads": config["threads"]}
+
+
+def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(dataset, model, seed) of every run whose method provides a denoiser (no runs without a likelihood block)."""
+    from ttdm.config.grid import training_for
+    from ttdm.methods import METHODS
+
+    if not config.get("likelihood"):
+        return []
+    return [(d, m, s) for d, m, s in runs(config)
+            if "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides]
 
 
 def eval_spec(config: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -148,18 +171,21 @@ def bench_spec(config: dict[str, Any]) -> dict[str, Any]:
 
 def complexity_spec(config: dict[str, Any]) -> dict[str, Any]:
     """Spec of the complexity job (``ttdm.stages.complexity``): every trained model on the first dataset it is trained
-    on, with its optimizer and fitting-sample size, for FLOPs per forward and per step and peak training memory."""
+    on, with its own resolved training (optimizer, batch size, fitting-sample size, ALS engine and ridge), for FLOPs
+    per forward and per step and peak training memory of what its training runs."""
     models: dict[str, Any] = {}
     for dataset, model, _ in runs(config):
         if model in models:
             continue
         model_cfg = dict(config["models"][model])
         training = resolved_training(config, dataset, model)
+        optimizer = training.get("optimizer", "adam")
         models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset,
-                         "optimizer": training.get("optimizer", "adam"), "n_fit": training.get("n_fit", 20000),
+                         "optimizer": optimizer, "n_fit": training.get("n_fit", 20000),
                          "batch_size": training.get("batch_size", 256)}
-    return {"models": models, "batch_size": config["training"].get("batch_size", 256), "device": config["device"],
-            "threads": config["threads"]}
+        if optimizer == "als":
+            models[model].update(engine=training.get("engine", "auto"), lam=training.get("lam"))
+    return {"models": models, "device": config["device"], "threads": config["threads"]}
 
 
 def job_resources(config: dict[str, Any], kind: str, *, threads: int = 1, gpu: bool = False) -> dict[str, int]:

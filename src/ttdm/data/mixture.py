@@ -188,7 +188,7 @@ class MixtureEpsModel(torch.nn.Module):
 def _to64(x: ArrayLike) -> torch.Tensor:
     """A float64 tensor holding ``x`` (NumPy array or scalar: on the CPU; tensor: on its own device)."""
     if isinstance(x, torch.Tensor):
-        return x.detach().to(torch.float64)
+        return x.to(torch.float64)  # differentiable: the likelihood needs the divergence of ε*
     return torch.as_tensor(np.asarray(x, dtype=np.float64))
 
 

@@ -18,8 +18,11 @@ samples every run.  What differs between methods lives here, in one class per me
                     sampler) and/or protocols of samplers of its own (a GAN's posterior chain, one step)
 ==================  ===================================================================================
 
-The loop owns batches (rows drawn with replacement from one generator), EMA, checkpoints of every part, optimizer,
-the method's state and the generator, bit-identical resume, the non-finite-loss stop, progress and the loss log.
+The loop owns the held-out validation rows (``val_fraction`` of ``train.npy``, a training key of the methods that
+declare it, default :data:`VAL_FRACTION`; the same rows for every run of a dataset: ``ctx.val_data``, never in
+``ctx.data``), batches (rows of ``ctx.data`` drawn with replacement from one generator), EMA, checkpoints of every
+part, optimizer, the method's state and the generator, bit-identical resume, the non-finite-loss stop, progress and
+the loss log.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from ttdm.options import NoOptions
 if TYPE_CHECKING:
     from ttdm.runs import Run
 
+VAL_FRACTION = 0.1  # rows of train.npy held out for validation when the run's training keys do not say otherwise
+
 
 @dataclass
 class Context:
@@ -42,8 +47,11 @@ class Context:
 
     spec: the run's spec (dataset, model, arch, model_cfg, seed, method, schedule, training, ...);
     dim, image_shape: the data's D and image shape (None for vectors); device: where tensors live;
-    meta: the dataset's meta.json record; data: (N, D) training rows on ``device`` (None when only sampling);
-    needs: the finished runs this run depends on, by role.
+    meta: the dataset's meta.json record; data: (N, D) the fitting rows on ``device``, the only rows the loop's
+    batches (and a method's fitting samples) may use (None when only sampling); val_data: (N_val, D) the
+    validation rows held out of ``train.npy`` by the loop (:func:`ttdm.stages.train.hold_out`: the same rows for
+    every run of a dataset, whatever its seed or model; None when only sampling); needs: the finished runs this run
+    depends on, by role.
     """
 
     spec: dict[str, Any]
@@ -53,6 +61,7 @@ class Context:
     meta: dict[str, Any] = field(default_factory=dict)
     data: torch.Tensor | None = None
     needs: dict[str, "Run"] = field(default_factory=dict)
+    val_data: torch.Tensor | None = None
 
 
 class Method:

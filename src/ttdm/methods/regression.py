@@ -8,8 +8,13 @@ A :class:`RegressionMethod` has one part, ``denoiser`` (any registered model), a
   fixed sample of ``n_fit`` triplets drawn once; one step is one ALS sweep or one Riemannian iteration, and the
   last iterate samples.
 
-Both log ``val_loss``, the loss of the sampling weights on ``n_val`` triplets drawn once per dataset (the same for
-every model and optimizer), and report ``eps_rel_error`` = ‖ε_θ − ε*‖/‖ε*‖ on them for Gaussian mixtures.
+Both log ``val_loss``, the loss of the sampling weights on ``n_val`` triplets of the held-out validation rows
+(``ctx.val_data``: ``val_fraction`` of train.npy, which no training batch or fitting sample draws), drawn once per
+dataset (the same for every model and optimizer), and report ``eps_rel_error`` = ‖ε_θ − ε*‖/‖ε*‖ on them for
+Gaussian mixtures.
+
+Every model that declares ``prior`` (:class:`ttdm.models.embeddings.GaussianPrior`) receives the schedule's σ
+table at :meth:`RegressionMethod.build`, so ``prior: gaussian`` adds σ_t x to its output (stored with its weights).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import torch
 from torch import nn
 
 from ttdm.io import spec_hash
-from ttdm.methods.base import Context, Method
+from ttdm.methods.base import VAL_FRACTION, Context, Method
+from ttdm.models.embeddings import GaussianPrior
 from ttdm.options import option
 from ttdm.samplers import Denoiser
 from ttdm.schedules import NoiseSchedule, make_schedule
@@ -38,12 +44,15 @@ class RegressionOptions:
     lr: float = option(1e-3, "learning rate", gt=0)
     grad_clip: float = option(1.0, "max global gradient norm (0: no clipping)", min=0)
     n_val: int = option(2048, "validation triplets (the same for every run of a dataset)", min=1)
+    val_fraction: float = option(VAL_FRACTION, "fraction of train.npy held out as validation rows, never trained on "
+                                               "(the same rows for every run of a dataset)", gt=0, lt=1)
     n_fit: int = option(20000, "als/rgd: fixed sample of regression triplets", min=1)
     lam: float = option(1e-3, "als: ridge weight on the coefficient tensor's norm", min=0)
     step_size: float = option(1.0, "rgd: fixed step, or the largest Armijo trial", gt=0)
     line_search: bool = option(True, "rgd: Armijo backtracking (else a fixed step)")
     fit_batch: int = option(0, "rgd: rows per stochastic iteration (0: full batch)", min=0)
-    engine: str = option("auto", "als: teneva.als_func or the batched torch ALS", choices=("auto", "torch", "teneva"))
+    engine: str = option("auto", "als: the batched torch ALS in the orthogonal gauge (auto) or teneva.als_func, whose "
+                         "ridge acts on non-orthogonal cores", choices=("auto", "torch", "teneva"))
     init: str | None = option(None, "warm start: the model name of a run (same dataset and seed) whose sampling "
                                     "weights initialise the denoiser", pattern=r"[A-Za-z0-9_-]+")
 
@@ -106,8 +115,10 @@ class RegressionMethod(Method):
 
         spec, ctx = self.ctx.spec, self.ctx
         model = build_model(spec, ctx.dim, ctx.image_shape)
+        alpha, sigma = self.schedule.alpha_sigma(torch.arange(self.schedule.T))
+        if isinstance(model, GaussianPrior):  # the σ table of ``prior: gaussian`` (a loaded run's is its stored one)
+            model.set_sigmas(sigma)
         if hasattr(model, "fit_domain") and ctx.data is not None:  # a fixed input domain (tensor trains)
-            alpha, sigma = self.schedule.alpha_sigma(torch.arange(self.schedule.T))
             model.fit_domain(ctx.data.cpu(), alpha, sigma)
         if self.options.init and "init" in ctx.needs:  # training; a finished run loads its own weights
             source = ctx.needs["init"].parts["denoiser"]
@@ -154,9 +165,11 @@ class RegressionMethod(Method):
 
     # ---- validation ------------------------------------------------------------------------------------------
     def validation_triplets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """n_val triplets on the training data, drawn once per dataset (independent of the run's seed)."""
+        """n_val triplets on the held-out validation rows, drawn once per dataset (independent of the run's seed)."""
         if self._val is None:
-            data = self.ctx.data
+            data = self.ctx.val_data
+            if data is None:
+                raise ValueError("validation needs the held-out rows ctx.val_data (the training loop sets them)")
             gen = torch.Generator(device=data.device).manual_seed(
                 int(spec_hash(["validation", self.ctx.spec["dataset"]], 15), 16))
             idx = torch.randint(0, data.shape[0], (int(self.options.n_val),), generator=gen, device=data.device)

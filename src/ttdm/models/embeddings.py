@@ -1,4 +1,5 @@
-"""Pieces shared by the noise-prediction networks: sinusoidal time embedding, time broadcasting, sizes.
+"""Pieces shared by the noise-prediction networks: sinusoidal time embedding, time broadcasting, sizes, and the
+optional analytic head start ``prior: gaussian`` (:class:`GaussianPrior`) of every architecture.
 
 Every network receives the continuous time t = (i + 1)/T in (0, 1] and embeds ``t * 1000`` as in Ho et al. (2020),
 so a network trained with any T sees the usual DDPM range of time values.
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 TIME_SCALE = 1000.0  # t in (0, 1] -> the DDPM timestep range (0, 1000]
+PRIORS = ("gaussian", "none")  # the values of every model's ``prior`` option
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, *, max_period: float = 10000.0) -> torch.Tensor:
@@ -64,3 +66,64 @@ def broadcast_time(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars, Σ numel(p) over parameters with ``requires_grad``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class GaussianPrior:
+    """Mixin of a noise predictor (an nn.Module): the optional analytic head start ε_θ(x, t) = σ_t x + f_θ(x, t).
+
+    σ_t x is the exact noise predictor of N(0, I) data (standardised data has unit variance), so with ``prior:
+    gaussian`` the model f_θ learns the deviation from a Gaussian; with ``prior: none`` ε_θ = f_θ.  σ_t comes from a
+    table of the schedule's σ_i, i = 0..T−1 (:meth:`set_sigmas`, called by the method that builds the model),
+    interpolated linearly between the grid times t_i = (i + 1)/T (exact on the grid).  The table is the buffer
+    ``sigmas``, saved with the weights, so a loaded run computes the same prior.
+
+    A model calls :meth:`init_prior` in its ``__init__`` (after ``nn.Module.__init__``) and returns
+    :meth:`add_prior` of its own output from ``forward``.
+    """
+
+    prior: str
+
+    def init_prior(self, prior: str, dtype: torch.dtype = torch.float32, *, keep_table: bool | None = None) -> None:
+        """Declare the prior; the σ table (the buffer ``sigmas``, a placeholder of length 1 until
+        :meth:`set_sigmas`) exists when ``prior`` is gaussian, or always with ``keep_table=True``."""
+        if prior not in PRIORS:
+            raise ValueError(f"prior {prior!r} is not allowed; allowed: {', '.join(PRIORS)}")
+        self.prior = prior
+        if keep_table is None:
+            keep_table = prior == "gaussian"
+        if keep_table:
+            self.register_buffer("sigmas", torch.ones(1, dtype=dtype))  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def set_sigmas(self, sigma: torch.Tensor) -> None:
+        """Store the schedule's σ_i, i = 0..T−1: sigma (T,); nothing to store with ``prior: none``."""
+        table = getattr(self, "_buffers", {}).get("sigmas")
+        if table is not None:
+            self.sigmas = sigma.to(device=table.device, dtype=table.dtype).clone()
+
+    def prior_eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """σ(t) x in the table's dtype (zero when ``prior`` is none).  x: (B, D), t: (B,) or scalar -> (B, D)."""
+        table = getattr(self, "_buffers", {}).get("sigmas")
+        if table is not None:
+            x = x.to(table.dtype)
+        if self.prior == "none":
+            return torch.zeros_like(x)
+        n = table.shape[0]
+        pos = (broadcast_time(x, t).to(x.dtype) * n - 1).clamp(0, n - 1)  # fractional grid index
+        i0 = pos.floor().long().clamp(max=n - 2) if n > 1 else pos.long() * 0
+        frac = pos - i0 if n > 1 else torch.zeros_like(pos)
+        sigma = table[i0] + frac * (table[(i0 + 1).clamp(max=n - 1)] - table[i0])
+        return sigma[:, None] * x
+
+    def add_prior(self, x: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """ε_θ = σ_t x + out with ``prior: gaussian`` (in out's dtype); ``out`` itself, untouched, with none."""
+        if self.prior == "none":
+            return out
+        return out + self.prior_eps(x, t).to(out.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # the σ table's length is the schedule's T, known only once set: take the stored one's shape
+        table = self._buffers.get("sigmas")  # type: ignore[attr-defined]
+        if table is not None and prefix + "sigmas" in state_dict:
+            self.sigmas = torch.empty_like(state_dict[prefix + "sigmas"], dtype=table.dtype, device=table.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]

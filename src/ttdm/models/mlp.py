@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import TimeMLP, broadcast_time
+from ttdm.models.embeddings import PRIORS, GaussianPrior, TimeMLP, broadcast_time
 from ttdm.options import check_options, option
 
 
@@ -17,10 +17,13 @@ class MLPConfig:
     hidden: int = option(128, "width of every hidden layer", min=1)
     depth: int = option(3, "number of hidden layers", min=1)
     time_dim: int = option(32, "size of the sinusoidal time embedding and of its MLP", min=2)
+    prior: str = option("none", "gaussian: ε_θ = σ_t x + network (the network fits the deviation from N(0, I) data); "
+                                "none: ε_θ = network", choices=PRIORS)
 
 
-class MLP(nn.Module):
-    """ε_θ(x, t) = W_out SiLU(... SiLU(W_1 [x, h(t)])), h(t) = TimeMLP(t), SiLU activations.
+class MLP(GaussianPrior, nn.Module):
+    """ε_θ(x, t) = W_out SiLU(... SiLU(W_1 [x, h(t)])), h(t) = TimeMLP(t), SiLU activations (+ σ_t x with
+    ``prior: gaussian``, :class:`ttdm.models.embeddings.GaussianPrior`).
 
     Shapes: x: (B, D), t: (B,) -> (B, D).
     """
@@ -33,13 +36,15 @@ class MLP(nn.Module):
             layers += [nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU()]
         layers.append(nn.Linear(cfg.hidden, dim))
         self.net = nn.Sequential(*layers)
+        self.init_prior(cfg.prior)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h = self.time(broadcast_time(x, t))  # (B, time_dim)
-        return self.net(torch.cat([x, h], dim=1))  # (B, D)
+        return self.add_prior(x, t, self.net(torch.cat([x, h], dim=1)))  # (B, D)
 
 
 @MODELS.register("mlp", options=MLPConfig)
-def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: int) -> MLP:
-    """An :class:`MLP` for D = ``dim``; ``image_shape`` is ignored. hparams: hidden (128), depth (3), time_dim (32)."""
+def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: object) -> MLP:
+    """An :class:`MLP` for D = ``dim``; ``image_shape`` is ignored. hparams: hidden (128), depth (3), time_dim (32),
+    prior (none)."""
     return MLP(dim, check_options(MLPConfig, hparams, "mlp"))

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import TimeMLP, broadcast_time
+from ttdm.models.embeddings import PRIORS, GaussianPrior, TimeMLP, broadcast_time
 from ttdm.options import check_options, option
 
 
@@ -17,6 +17,8 @@ class ResNetConfig:
     hidden: int = option(128, "width of the residual stream", min=1)
     blocks: int = option(2, "number of residual blocks", min=1)
     time_dim: int = option(32, "size of the sinusoidal time embedding", min=2)
+    prior: str = option("none", "gaussian: ε_θ = σ_t x + network (the network fits the deviation from N(0, I) data); "
+                                "none: ε_θ = network", choices=PRIORS)
 
 
 class ResidualBlock(nn.Module):
@@ -34,8 +36,9 @@ class ResidualBlock(nn.Module):
         return h + self.lin2(z)
 
 
-class ResNet(nn.Module):
-    """ε_θ(x, t) = W_out LayerNorm(h_K), h_0 = W_in x, h_k = Block_k(h_{k-1}, SiLU(TimeMLP(t))).
+class ResNet(GaussianPrior, nn.Module):
+    """ε_θ(x, t) = W_out LayerNorm(h_K), h_0 = W_in x, h_k = Block_k(h_{k-1}, SiLU(TimeMLP(t))) (+ σ_t x with
+    ``prior: gaussian``, :class:`ttdm.models.embeddings.GaussianPrior`).
 
     Shapes: x: (B, D), t: (B,) -> (B, D).
     """
@@ -46,16 +49,18 @@ class ResNet(nn.Module):
         self.inp = nn.Linear(dim, cfg.hidden)
         self.blocks = nn.ModuleList(ResidualBlock(cfg.hidden) for _ in range(cfg.blocks))
         self.out = nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, dim))
+        self.init_prior(cfg.prior)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         tau = self.time(broadcast_time(x, t))  # (B, H)
         h = self.inp(x)  # (B, H)
         for block in self.blocks:
             h = block(h, tau)
-        return self.out(h)  # (B, D)
+        return self.add_prior(x, t, self.out(h))  # (B, D)
 
 
 @MODELS.register("resnet", options=ResNetConfig)
-def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: int) -> ResNet:
-    """A :class:`ResNet` for D = ``dim`` (``image_shape`` unused); hparams hidden (128), blocks (2), time_dim (32)."""
+def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: object) -> ResNet:
+    """A :class:`ResNet` for D = ``dim`` (``image_shape`` unused); hparams hidden (128), blocks (2), time_dim (32),
+    prior (none)."""
     return ResNet(dim, check_options(ResNetConfig, hparams, "resnet"))

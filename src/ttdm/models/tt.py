@@ -4,7 +4,8 @@ For data in R^D every output ε_j is a functional TT over D + 1 variables, time 
 
     f_j(x, t) = G_1[φ(z_1)] G_2[φ(z_2)] ⋯ G_D[φ(z_D)] G_{D+1}[ψ(2t − 1)],   z = clamp(A x + b, −1, 1),
 
-plus, by default, the prior term σ_t x_t: ε_θ = σ_t x_t + f(x_t, t).  σ_t x_t is the exact noise predictor of
+plus, by default, the prior term σ_t x_t: ε_θ = σ_t x_t + f(x_t, t) (:class:`ttdm.models.embeddings.GaussianPrior`,
+the same ``prior`` option as every network's, default gaussian here).  σ_t x_t is the exact noise predictor of
 N(0, I) data (standardised data has unit variance), so the TT represents the deviation from a Gaussian, and a
 sample that leaves the basis domain (where f is constant) is pulled back as for a Gaussian instead of drifting
 away under the sampler's 1/√α_t expansion.  Here G_k[v] = Σ_i v_i G_k[:, i, :] ∈ R^{r_{k−1} × r_k}, φ is a
@@ -32,13 +33,12 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import broadcast_time
+from ttdm.models.embeddings import PRIORS, GaussianPrior, broadcast_time
 from ttdm.options import check_options, option
 from ttdm.tt import algebra
 from ttdm.tt.bases import BASES, get_basis, min_size
 
 LAYOUTS = ("per_output", "shared")
-PRIORS = ("gaussian", "none")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -66,7 +66,7 @@ class TTConfig:
                 for name, n, basis in checks if n < min_size(basis)]
 
 
-class TTNoise(nn.Module):
+class TTNoise(GaussianPrior, nn.Module):
     """ε_θ(x, t) as functional tensor trains; see the module docstring.  x: (B, D), t: (B,) -> (B, D).
 
     ``cfg`` is a checked :class:`TTConfig` (``build`` checks the hyper-parameters with ``check_options``).
@@ -91,7 +91,7 @@ class TTNoise(nn.Module):
         self.cores = nn.ParameterList([nn.Parameter(c) for c in cores])
         self.register_buffer("lo", -torch.ones(dim, dtype=dtype))
         self.register_buffer("hi", torch.ones(dim, dtype=dtype))
-        self.register_buffer("sigmas", torch.ones(1, dtype=dtype))  # σ_i of the schedule, i = 0..T−1
+        self.init_prior(cfg.prior, dtype, keep_table=True)  # the buffer sigmas: σ_i of the schedule, i = 0..T−1
 
     # ------------------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -107,27 +107,7 @@ class TTNoise(nn.Module):
         hi = torch.maximum(a * mins, a * maxs) + self.cfg.margin * s
         self.lo.copy_(lo.min(0).values)
         self.hi.copy_(hi.max(0).values)
-        self.sigmas = sigma.to(self.lo.dtype).clone()
-
-    def prior_eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """σ(t) x, the exact ε* of N(0, I) data, with σ(t) interpolated linearly between the grid times
-        t_i = (i + 1)/T (exact on the grid); zero when ``prior`` is none.  x: (B, D), t: (B,) -> (B, D)."""
-        x = x.to(self.lo.dtype)
-        if self.cfg.prior == "none":
-            return torch.zeros_like(x)
-        n = self.sigmas.shape[0]
-        pos = (broadcast_time(x, t).to(x.dtype) * n - 1).clamp(0, n - 1)  # fractional grid index
-        i0 = pos.floor().long().clamp(max=n - 2) if n > 1 else pos.long() * 0
-        frac = pos - i0 if n > 1 else torch.zeros_like(pos)
-        sigma = self.sigmas[i0] + frac * (self.sigmas[(i0 + 1).clamp(max=n - 1)] - self.sigmas[i0])
-        return sigma[:, None] * x
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # the σ table's length is the schedule's T, known only once fitted: take the stored one's shape
-        key = prefix + "sigmas"
-        if key in state_dict:
-            self.sigmas = torch.empty_like(state_dict[key], dtype=self.lo.dtype)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.set_sigmas(sigma)  # the prior's σ table (GaussianPrior.prior_eps)
 
     def scaled(self, x: torch.Tensor) -> torch.Tensor:
         """z = 2 (x − lo)/(hi − lo) − 1, unclamped: (B, D)."""

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import TimeMLP, broadcast_time
+from ttdm.models.embeddings import PRIORS, GaussianPrior, TimeMLP, broadcast_time
 from ttdm.options import check_options, option
 
 
@@ -28,6 +28,8 @@ class UNetConfig:
     attention: bool = option(True, "single-head self-attention at the lowest resolution")
     groups: int = option(8, "GroupNorm groups; must divide every channel count", min=1)
     time_dim: int = option(128, "size of the sinusoidal time embedding and of its MLP", min=2)
+    prior: str = option("none", "gaussian: ε_θ = σ_t x + network (the network fits the deviation from N(0, I) data); "
+                                "none: ε_θ = network", choices=PRIORS)
 
     def widths(self) -> list[int]:
         """Every channel count: c and c · m for each m of channel_mult."""
@@ -97,8 +99,9 @@ class ResBlock(nn.Module):
         return self.skip(h) + z
 
 
-class UNet(nn.Module):
-    """ε_θ(x, t) for x a flattened image; see the module docstring for the layout.
+class UNet(GaussianPrior, nn.Module):
+    """ε_θ(x, t) for x a flattened image; see the module docstring for the layout (+ σ_t x with ``prior:
+    gaussian``, :class:`ttdm.models.embeddings.GaussianPrior`).
 
     Shapes: x: (B, D) with D = C·H·W, t: (B,) -> (B, D).
     """
@@ -129,6 +132,7 @@ class UNet(nn.Module):
             if level > 0:
                 self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(c, c, 3, padding=1)))
         self.out = nn.Sequential(nn.GroupNorm(g, c), nn.SiLU(), nn.Conv2d(c, image_shape[0], 3, padding=1))
+        self.init_prior(cfg.prior)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
@@ -145,14 +149,14 @@ class UNet(nn.Module):
             h = block(torch.cat([h, skips.pop()], dim=1), tau)  # concatenated on channels
             if k < len(self.upsample):
                 h = self.upsample[k](h)  # (B, w, 2H, 2W)
-        return self.out(h).reshape(B, -1)  # (B, D)
+        return self.add_prior(x, t, self.out(h).reshape(B, -1))  # (B, D)
 
 
 @MODELS.register("unet", options=UNetConfig)
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: object) -> UNet:
     """A :class:`UNet` for images of ``image_shape`` (C, H, W) flattened to D = ``dim`` = C·H·W.
 
-    hparams: channels (32), channel_mult ((1, 2)), attention (True), groups (8), time_dim (128).
+    hparams: channels (32), channel_mult ((1, 2)), attention (True), groups (8), time_dim (128), prior (none).
     """
     cfg = check_options(UNetConfig, hparams, "unet")
     if image_shape is None:

@@ -11,10 +11,11 @@ from typing import Any
 
 import pandas as pd
 
+from ttdm.report import overview
 from ttdm.report.claims import tt, words
 from ttdm.report.files import PaperFiles
 from ttdm.report.provenance import collect_provenance
-from ttdm.report.tables import booktabs, tex_escape
+from ttdm.report.tables import booktabs, constant_note, tex_escape
 
 METRIC_TEXT = {
     "swd": "the sliced Wasserstein-2 distance (SWD) over random directions \\citep{bonneel2015sliced}",
@@ -43,19 +44,25 @@ def setup_context(config: dict[str, Any], files: PaperFiles, training: pd.DataFr
     grid = config.get("grid", [])
     datasets = list(dict.fromkeys(d for g in grid for d in g["datasets"]))
     models = list(dict.fromkeys(m for g in grid for m in g["models"]))
-    rows = []
+    rows, dims = [], []
     for ds in datasets:
         meta = files.meta_of(ds)
         if meta is not None:
+            dims.append(int(meta["dim"]))
             k = len(meta["mixture"]["weights"]) if meta.get("mixture") else None
             kind = meta.get("kind") or config["datasets"][ds]["kind"]
             rows.append([tt(ds), tex_escape(kind), f"${meta['dim']}$"]
                         + [f"${meta[n]}$" for n in ("n_train", "n_test", "n_floor")] + [f"${k}$" if k else "--"])
     data_table = booktabs(["Dataset", "Kind", "$D$", "Train", "Test", "Floor", "Modes"], rows,
                           align="llrrrrr") if rows else None
-    params = training.groupby("model")["n_params"].agg(["min", "max"]) if training is not None else None
+    base_of = {m["name"]: m["base"] for m in overview.grid_models(config)}
+    if training is not None:  # parameter counts of the trained models, under their base model's name
+        params = training.assign(base=training["model"].map(lambda m: base_of.get(m, m)))
+        params = params.groupby("base")["n_params"].agg(["min", "max"])
+    else:
+        params = None
     model_rows = []
-    for m in models:
+    for m in dict.fromkeys(base_of.get(m, m) for m in models):  # base models only; variants: the appendix
         spec = dict(config["models"][m])
         arch = spec.pop("arch")
         row = [tt(m), tex_escape(arch), kv_text(spec) or "--"]
@@ -65,7 +72,7 @@ def setup_context(config: dict[str, Any], files: PaperFiles, training: pd.DataFr
         model_rows.append(row)
     header = ["Model", "Architecture", "Hyper-parameters"] + (["Parameters"] if params is not None else [])
     model_table = booktabs(header, model_rows, align="lll" + "r" * (params is not None)) if model_rows else None
-    grid_text = []
+    grid_text = []  # kept for the HTML report's readers; the paper prints overview.grid_table
     for g in grid:
         text = f"{words([tt(m) for m in g['models']])} on {words([tt(d) for d in g['datasets']])}"
         grid_text.append(text + (f" (training overrides: {kv_text(g['training'])})" if g.get("training") else ""))
@@ -86,6 +93,8 @@ def setup_context(config: dict[str, Any], files: PaperFiles, training: pd.DataFr
         "n_samples": sampling.get("n_samples"), "samplers": samplers,
         "seeds": ", ".join(str(s) for s in config.get("seeds", [])), "n_seeds": len(config.get("seeds", [])),
         "metrics": [METRIC_TEXT.get(m, tt(m)) for m in config.get("metrics", {})],
+        "counts": overview.counts(config), "grid_table": overview.grid_table(config),
+        "runs_table": overview.runs_table(config), "max_dim": max(dims) if dims else None,
     }
 
 
@@ -106,6 +115,7 @@ def build_context(files: PaperFiles, config: dict[str, Any], *, repo: str | None
         "author": tex_escape(paper.get("author", "ttdm")),
         "setup": setup_context(config, files, files.csv("training")),
         "tables": files.tex(),
+        "table_notes": {stem: constant_note(text) for stem, text in files.tex().items()},
         "figure_files": [],
         "provenance": collect_provenance(files.runs, config, repo=repo),
     }

@@ -19,13 +19,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ttdm.io import load_json  # noqa: E402
+from ttdm.report import style  # noqa: E402
 from ttdm.report.files import run_key  # noqa: E402
+from ttdm.report.style import CURVE_IN, save_figure  # noqa: E402,F401  (re-exported)
 
 PathLike = str | os.PathLike
-STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "figure.dpi": 100, "savefig.dpi": 150, "pdf.fonttype": 42}
-PANEL_IN = 2.2  # width and height of one sample panel, inches
-CURVE_IN = (3.0, 2.2)  # width and height of a curve figure, inches: two fit side by side on an A4 page
+STYLE = style.RC
+PANEL_IN = 1.55  # width and height of one sample panel, inches: four fit on the text width
+PANELS_PER_ROW = 4
+SHORT_RUN = 0.1  # a model whose last logged iteration is under this fraction of the longest gets its own loss panel
 MAX_POINTS = 2000  # points drawn per scatter (the first ones; files stay small)
 GRID = 8  # image grids show GRID × GRID samples
 KINDS = ("samples", "loss", "nfe")  # {dataset}_{kind}
@@ -66,10 +68,14 @@ def plot_samples(test: np.ndarray, meta: dict, samples: dict[str, np.ndarray], t
     8 × 8 image grids with the data first when ``meta["image_shape"]`` is set. samples: model -> (N, D)."""
     shape = meta.get("image_shape")
     names = (["data"] if shape else []) + list(samples)
-    fig, axes = plt.subplots(1, len(names), figsize=(PANEL_IN * len(names), PANEL_IN + 0.3), squeeze=False)
+    ncol = min(len(names), PANELS_PER_ROW)
+    nrow = -(-len(names) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(PANEL_IN * ncol, (PANEL_IN + 0.25) * nrow), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
     lo, hi = test[:, :2].min(axis=0), test[:, :2].max(axis=0)
     lo, hi = lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo)  # the view: the data range plus a quarter each side
-    for ax, name in zip(axes[0], names):
+    for k, (ax, name) in enumerate(zip(axes.flat, names)):
         x = test if name == "data" else samples[name]
         if shape:
             ax.imshow(image_grid(x, shape), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
@@ -78,19 +84,21 @@ def plot_samples(test: np.ndarray, meta: dict, samples: dict[str, np.ndarray], t
             ax.set_yticks([])
             continue
         inside = np.all((x[:, :2] >= lo) & (x[:, :2] <= hi), axis=1)
-        ax.scatter(*test[:MAX_POINTS, :2].T, s=2, c="0.75", linewidths=0, label="test data")
-        ax.scatter(*x[:MAX_POINTS, :2].T, s=2, c="C0", linewidths=0, label="samples")
+        ax.scatter(*test[:MAX_POINTS, :2].T, s=1.5, c=style.DATA_COLOR, linewidths=0, label="test data")
+        ax.scatter(*x[:MAX_POINTS, :2].T, s=1.5, c=style.color_of(name), linewidths=0, label="samples")
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
         ax.set_aspect("equal")
         outside = int((~inside).sum())
-        ax.set_title(name + (f" ({outside} of {len(x)} outside view)" if outside else ""))
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
+        ax.set_title(name + (f"\n({outside} of {len(x)} outside)" if outside else ""))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(True)
     fig.suptitle(title)
     fig.tight_layout()
-    if not shape:  # below the first panel; kept by bbox "tight"
-        axes[0][0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), ncol=2, markerscale=3, frameon=False)
+    if not shape:  # below the panels; kept by bbox "tight"
+        axes[-1][0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.02), ncol=2, markerscale=4)
     return fig
 
 
@@ -99,19 +107,31 @@ def plot_loss(losses: dict[str, list[pd.DataFrame]], title: str) -> plt.Figure:
 
     losses: model -> one frame per seed with columns step, loss; steps logged by every seed are used.
     """
-    fig, ax = plt.subplots(figsize=CURVE_IN)
-    for i, (model, frames) in enumerate(losses.items()):
-        table = pd.concat([f.set_index("step")["loss"] for f in frames], axis=1, join="inner")  # (steps, seeds)
-        mean, std = table.mean(axis=1), table.std(axis=1).fillna(0.0)
-        ax.plot(table.index, mean, color=f"C{i}", lw=1, label=f"{model} ({len(frames)} seeds)")
-        ax.fill_between(table.index, mean - std, mean + std, color=f"C{i}", alpha=0.25, linewidth=0)
-    if all((f["loss"] > 0).all() for frames in losses.values() for f in frames):
-        ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel(r"$\epsilon$-loss")
-    ax.set_title(title)
+    last = {m: max(int(f["step"].max()) for f in frames) for m, frames in losses.items()}
+    longest = max(last.values())
+    short = [m for m in losses if last[m] < SHORT_RUN * longest]  # e.g. ALS sweeps beside Adam steps
+    panels = [[m for m in losses if m not in short]] + ([short] if short else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(CURVE_IN[0] * (1 + 0.6 * (len(panels) - 1)), CURVE_IN[1]),
+                             sharey=True, squeeze=False, gridspec_kw={"width_ratios": [1] + [0.6] * (len(panels) - 1)})
+    positive = all((f["loss"] > 0).all() for frames in losses.values() for f in frames)
+    for ax, models in zip(axes[0], panels):
+        for model in models:
+            frames = losses[model]
+            table = pd.concat([f.set_index("step")["loss"] for f in frames], axis=1, join="inner")  # (steps, seeds)
+            mean, std = table.mean(axis=1), table.std(axis=1).fillna(0.0)
+            st = style.style_of(model)
+            ax.plot(table.index, mean, color=st["color"], lw=1, label=f"{model} ({len(frames)} seeds)",
+                    marker=st["marker"] if len(table) <= 12 else None, ms=3)
+            ax.fill_between(table.index, mean - std, mean + std, color=st["color"], alpha=0.25, linewidth=0)
+        ax.set_xlabel("training step" if ax is axes[0][0] else "iteration (few-iteration runs)")
+    if positive:
+        style.log_axes(axes[0][0], "y")
+    axes[0][0].set_ylabel(r"$\epsilon$-loss")
+    fig.suptitle(title)
     fig.tight_layout()
-    ax.legend(frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3))  # below; kept by bbox "tight"
+    handles = [h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]]
+    labels = [lab for ax in axes[0] for lab in ax.get_legend_handles_labels()[1]]
+    fig.legend(handles, labels, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 0.02))  # below; kept by "tight"
     return fig
 
 
@@ -121,33 +141,25 @@ def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: 
     sub = metrics[metrics["metric"] == metric]
     stats = sub.groupby(["model", "sampler", "nfe"])["value"].agg(["mean", "std"]).reset_index()
     fig, ax = plt.subplots(figsize=CURVE_IN)
-    markers = dict(zip(sorted(stats["sampler"].unique()), "osD^v<>"))
-    for i, model in enumerate(sorted(stats["model"].unique())):
-        for sampler, marker in markers.items():
+    lines = dict(zip(sorted(stats["sampler"].unique()), ("-", "--", ":", "-.")))
+    for model in sorted(stats["model"].unique()):
+        st = style.style_of(model)
+        for k, (sampler, ls) in enumerate(lines.items()):
             s = stats[(stats["model"] == model) & (stats["sampler"] == sampler)].sort_values("nfe")
-            if len(s):
-                ax.errorbar(s["nfe"], s["mean"], yerr=s["std"].fillna(0.0), color=f"C{i}", marker=marker, ms=3,
-                            lw=1, capsize=2, label=f"{model}, {sampler}")
+            if len(s):  # the mean, and ± one std as a band (error bars on a log axis can cross zero)
+                ax.plot(s["nfe"], s["mean"], color=st["color"], marker=st["marker"], ms=3, lw=1, ls=ls,
+                        mfc=st["color"] if k == 0 else "white", label=f"{model}, {sampler}")
+                lo = (s["mean"] - s["std"].fillna(0.0)).clip(lower=s["mean"] / 3)
+                ax.fill_between(s["nfe"], lo, s["mean"] + s["std"].fillna(0.0), color=st["color"], alpha=0.15, lw=0)
     if floor is not None and floor > 0:
-        ax.axhline(floor, color="0.4", ls="--", lw=1, label="data floor")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+        ax.axhline(floor, label="data floor", **style.FLOOR)
+    style.log_axes(ax, "x", "y")
     ax.set_xlabel("network evaluations (NFE)")
     ax.set_ylabel(metric.upper())
     ax.set_title(title)
     fig.tight_layout()
-    ax.legend(frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3))  # below; kept by bbox "tight"
+    ax.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below; kept by bbox "tight"
     return fig
-
-
-def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Save ``fig`` as out_dir/stem.pdf and .png without time stamps (reproducible bytes), and close it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
-    fig.savefig(paths[0], metadata={"CreationDate": None}, bbox_inches="tight")
-    fig.savefig(paths[1], metadata={"Software": None}, bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def first_seed_samples(files: Iterable[PathLike], main: str | None) -> dict[str, tuple[Path, str]]:

@@ -18,11 +18,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from ttdm.io import atomic_write  # noqa: E402
-from ttdm.report.figures import STYLE  # noqa: E402
+from ttdm.report import style  # noqa: E402
 
 PathLike = str | os.PathLike
-PANEL_IN = 2.4  # width and height of one panel, inches
+PANEL_IN = 2.1  # width and height of one panel, inches
 N_LEVELS = 15
 
 
@@ -53,7 +52,7 @@ def plot_landscapes(csv_paths: Sequence[PathLike], labels: Sequence[str], out_pd
     time stamps, atomically; the figure is closed afterwards.  Returns the two paths."""
     if len(csv_paths) != len(labels) or not csv_paths:
         raise ValueError(f"plot_landscapes needs one label per CSV; got {len(csv_paths)} CSVs, {len(labels)} labels")
-    with plt.rc_context(STYLE):
+    with plt.rc_context(style.RC):
         fig, axes = plt.subplots(1, len(csv_paths), figsize=(PANEL_IN * len(csv_paths), PANEL_IN), squeeze=False)
         try:
             for ax, path, label in zip(axes[0], csv_paths, labels):
@@ -62,17 +61,20 @@ def plot_landscapes(csv_paths: Sequence[PathLike], labels: Sequence[str], out_pd
                 norm = LogNorm(levels[0], levels[-1]) if log else None
                 cs = ax.contour(alphas, betas, np.ma.masked_invalid(loss), levels=levels, norm=norm, cmap="viridis",
                                 linewidths=0.8)
-                fig.colorbar(cs, ax=ax, shrink=0.8, format="%.3g")
-                ax.plot([0.0], [0.0], marker="*", color="crimson", markersize=8, ls="none")  # θ*
+                bar = fig.colorbar(cs, ax=ax, shrink=0.8)
+                if log:  # readable log ticks on the colour bar (at most five, plain labels)
+                    bar.ax.set_yscale("log")
+                    style.readable_log(bar.ax, "y")
+                else:
+                    bar.locator = plt.MaxNLocator(5)
+                    bar.update_ticks()
+                ax.plot([0.0], [0.0], marker="*", color="black", markersize=8, ls="none")  # θ*
                 ax.set_xlabel(r"$\alpha$")
                 ax.set_ylabel(r"$\beta$")
                 ax.set_title(str(label))
                 ax.set_aspect("equal")
             fig.tight_layout()
-            atomic_write(out_pdf, lambda p: fig.savefig(p, format="pdf", metadata={"CreationDate": None},
-                                                        bbox_inches="tight"))
-            atomic_write(out_png, lambda p: fig.savefig(p, format="png", dpi=150, metadata={"Software": None},
-                                                        bbox_inches="tight"))
+            style.save_pair(fig, out_pdf, out_png)
         finally:
             plt.close(fig)
     return [out_pdf, out_png]

@@ -30,6 +30,16 @@ FLOOR_COLUMNS = ["dataset", "metric", "value"]
 _TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 PathLike = str | os.PathLike
+PRIMARY = "swd"  # the metric that picks the best model of a dataset (bold in the main table)
+# benchmark columns: human headers with units; other columns get their name with spaces (n_fit -> N fit)
+COLUMN_LABELS = {"model": "Model", "dataset": "Dataset", "arch": "Architecture", "optimizer": "Optimizer",
+                 "rank": "Rank", "degree": "Degree", "layout": "Layout", "n_params": "Parameters", "dim": "$D$",
+                 "flops_forward": "FLOPs / forward", "flops_train_step": "FLOPs / step",
+                 "peak_train_mem_mb": "Peak memory (MB)", "peak_mem_mb": "Peak memory (MB)", "device": "Device",
+                 "threads": "Threads", "batch_size": "Batch", "steps": "Steps", "steps_per_s": "Steps / s",
+                 "sampler": "Sampler", "kind": "Kind", "nfe": "NFE", "n_samples": "Samples",
+                 "s_per_1000": "Time / 1000 samples (s)"}
+CONSTANT_NOTE = "% same in every row: "  # the first line of a table .tex whose constant columns were dropped
 
 
 def tex_escape(text: object) -> str:
@@ -54,6 +64,19 @@ def fmt_number(x: float | None, *, sig: int = SIG) -> str:
     return ("-" if x < 0 else "") + text
 
 
+def fmt_spread(std: float | None, mean: float | None, *, sig: int = SIG) -> str:
+    """A standard deviation printed to the last decimal place that :func:`fmt_number` prints of ``mean`` (at least
+    one significant digit, at most ``sig``): 0.200 ± 0.022, 378 ± 4; "" for None, NaN or ±inf."""
+    if std is None or not np.isfinite(std):
+        return ""
+    if std == 0 or mean is None or not np.isfinite(mean) or mean == 0:
+        return fmt_number(std, sig=sig)
+    last = int(np.floor(np.log10(abs(float(fmt_number(mean, sig=sig)))))) - sig + 1  # 10^last: mean's last digit
+    first = int(np.floor(np.log10(abs(std))))  # 10^first: the std's first significant digit
+    digits = min(sig, max(1, first - last + 1))
+    return fmt_number(std, sig=digits)
+
+
 def fmt_value(x: object, *, sig: int = SIG) -> str:
     """A table cell's string: integers exactly, floats by :func:`fmt_number`, anything else as text."""
     if isinstance(x, (bool, np.bool_)):
@@ -73,6 +96,32 @@ def pm_cell(mean: str, std: str = "", ratio: str = "") -> str:
     return f"{cell} ($\\times {ratio}$)" if ratio else cell
 
 
+def bold_cell(cell: str) -> str:
+    """A LaTeX cell set in bold (math included); its printed numbers are unchanged."""
+    return f"{{\\boldmath {cell}}}" if cell and cell != "--" else cell
+
+
+def separated_best(stats: pd.DataFrame) -> str | None:
+    """The index of the row of ``stats`` (columns mean, std; lower is better) whose mean plus its std lies below
+    every other row's mean minus its std; None when the spread does not separate the best (or one row only)."""
+    stats = stats.dropna(subset=["mean"])
+    if len(stats) < 2:
+        return None
+    spread = stats["std"].fillna(0.0)
+    best = stats["mean"].idxmin()
+    others = stats.drop(index=best)
+    ok = bool((stats.at[best, "mean"] + spread[best] < (others["mean"] - spread[others.index])).all())
+    return best if ok else None
+
+
+def column_label(name: str) -> str:
+    """The header of a benchmark column: ``COLUMN_LABELS`` or the name with spaces, capitalised."""
+    if name in COLUMN_LABELS:
+        return COLUMN_LABELS[name]
+    text = tex_escape(name.replace("_", " "))
+    return text[:1].upper() + text[1:]
+
+
 def booktabs(header: Sequence[str], rows: Iterable[Sequence[str]], *, align: str | None = None,
              groups: Sequence[int] = ()) -> str:
     """A booktabs ``tabular`` (\\toprule, \\midrule, \\bottomrule) of LaTeX-ready cells.
@@ -88,6 +137,20 @@ def booktabs(header: Sequence[str], rows: Iterable[Sequence[str]], *, align: str
         lines.append(" & ".join(row) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def compact_booktabs(header: Sequence[str], rows: Iterable[Sequence[str]], *, align: str,
+                     groups: Sequence[int] = ()) -> str:
+    """:func:`booktabs` without the columns whose cell is the same in every row (of two or more rows); their
+    "header: cell" pairs go to a first comment line ``CONSTANT_NOTE`` for the caption (:func:`constant_note`)."""
+    rows = [list(r) for r in rows]
+    const = [j for j in range(len(header)) if len(rows) > 1 and len({r[j] for r in rows}) == 1] if rows else []
+    const = const if len(const) < len(header) else []
+    keep = [j for j in range(len(header)) if j not in const]
+    tex = booktabs([header[j] for j in keep], [[r[j] for j in keep] for r in rows],
+                   align="".join(align[j] for j in keep), groups=groups)
+    note = "; ".join(f"{header[j]}: {rows[0][j]}" for j in const)
+    return CONSTANT_NOTE + note.replace("\n", " ") + "\n" + tex if const else tex
 
 
 def collect_metrics(files: Iterable[PathLike]) -> pd.DataFrame:
@@ -159,6 +222,8 @@ def main_table(summary: pd.DataFrame, *, main: str | None = None, sig: int = SIG
     dist = [m for m in DISTANCE_METRICS if m in present]
     modes = [m for m in MODE_METRICS if m in present]
     records, rows, groups = [], [], []
+    primary = sub[sub["metric"] == PRIMARY].set_index(["dataset", "model"])[["mean", "std"]]
+    best = {ds: separated_best(primary.xs(ds, level="dataset")) for ds in primary.index.get_level_values(0).unique()}
     for i, (dataset, model) in enumerate(sub[["dataset", "model"]].drop_duplicates().itertuples(index=False)):
         if i == 0 or dataset != records[-1]["dataset"]:
             groups.append(i)
@@ -167,8 +232,18 @@ def main_table(summary: pd.DataFrame, *, main: str | None = None, sig: int = SIG
         for m in dist + modes:
             for col in ("mean", "std", "ratio") if m in dist else ("mean", "std"):
                 value = stats.at[(dataset, model, m), col] if (dataset, model, m) in stats.index else None
-                rec[f"{m}_{col}"] = fmt_number(value, sig=sig)
+                if m == "modes_covered" and col == "mean" and value is not None and float(value).is_integer():
+                    rec[f"{m}_{col}"] = str(int(value))  # a count: 8, not 8.00
+                elif m == "modes_covered" and col == "std" and value == 0:
+                    rec[f"{m}_{col}"] = ""  # every seed covers the same number: no spread to print
+                elif col == "std":
+                    mean = stats.at[(dataset, model, m), "mean"] if (dataset, model, m) in stats.index else None
+                    rec[f"{m}_{col}"] = fmt_spread(value, mean, sig=sig)
+                else:
+                    rec[f"{m}_{col}"] = fmt_number(value, sig=sig)
             cell = pm_cell(rec[f"{m}_mean"], rec[f"{m}_std"], rec.get(f"{m}_ratio", ""))
+            if m == PRIMARY and best.get(dataset) == model:
+                cell = bold_cell(cell)
             if m == "modes_covered":
                 total = (dataset, model, "modes_total")
                 rec["modes_total"] = str(round(stats.at[total, "mean"])) if total in stats.index else ""
@@ -219,7 +294,7 @@ def training_latex(training: pd.DataFrame, *, sig: int = SIG) -> tuple[pd.DataFr
         rec = {"dataset": r.dataset, "model": r.model, "n_params": str(int(r.n_params)), "steps": str(int(r.steps))}
         for k in ("steps_per_s", "wall_s", "final_loss"):
             rec[f"{k}_mean"] = fmt_number(getattr(r, f"{k}_mean"), sig=sig)
-            rec[f"{k}_std"] = fmt_number(getattr(r, f"{k}_std"), sig=sig)
+            rec[f"{k}_std"] = fmt_spread(getattr(r, f"{k}_std"), getattr(r, f"{k}_mean"), sig=sig)
         records.append(rec)
         rows.append([tex_escape(r.dataset), tex_escape(r.model), f"${rec['n_params']}$", f"${rec['steps']}$"]
                     + [pm_cell(rec[f"{k}_mean"], rec[f"{k}_std"]) for k in ("steps_per_s", "wall_s", "final_loss")])
@@ -228,10 +303,17 @@ def training_latex(training: pd.DataFrame, *, sig: int = SIG) -> tuple[pd.DataFr
 
 
 def generic_latex(df: pd.DataFrame, *, sig: int = SIG) -> tuple[pd.DataFrame, str]:
-    """Any table (e.g. a benchmark CSV) as display strings and booktabs LaTeX; numeric columns right-aligned.
+    """Any table (e.g. a benchmark CSV) as display strings and booktabs LaTeX; numeric columns right-aligned,
+    headers from :func:`column_label`.
 
-    A float column whose values are all integers (an integer column with a missing value) prints as integers.
+    A float column whose values are all integers (an integer column with a missing value) prints as integers. A
+    column with the same value in every row (of two or more, e.g. the device) is left out of both; the .tex then
+    starts with the comment ``CONSTANT_NOTE`` + "header = value; ..." (:func:`constant_note` reads it back for the
+    caption).
     """
+    constant = [c for c in df.columns if len(df) > 1 and df[c].nunique(dropna=False) == 1 and c not in ("model",)]
+    note = "; ".join(f"{column_label(c)}: {tex_escape(fmt_value(df[c].iloc[0], sig=sig)) or '--'}" for c in constant)
+    df = df.drop(columns=constant)
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
     columns = {}
     for c in df.columns:
@@ -242,7 +324,14 @@ def generic_latex(df: pd.DataFrame, *, sig: int = SIG) -> tuple[pd.DataFrame, st
     rows = [[(f"${v}$" if num and v else tex_escape(v) or "--") for v, num in zip(row, numeric)]
             for row in display.itertuples(index=False)]
     align = "".join("r" if num else "l" for num in numeric)
-    return display, booktabs([tex_escape(c) for c in df.columns], rows, align=align)
+    tex = booktabs([column_label(c) for c in df.columns], rows, align=align)
+    return display, (CONSTANT_NOTE + note.replace("\n", " ") + "\n" + tex if constant else tex)
+
+
+def constant_note(tex: str) -> str:
+    """The "header: value; ..." of the columns :func:`generic_latex` left out as constant, "" when none."""
+    first = tex.split("\n", 1)[0]
+    return first[len(CONSTANT_NOTE):] if first.startswith(CONSTANT_NOTE) else ""
 
 
 def _write_csv(path: Path, df: pd.DataFrame) -> Path:

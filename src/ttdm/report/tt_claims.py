@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ttdm.io import load_json
-from ttdm.report.tables import fmt_number, tex_escape
+from ttdm.report.tables import booktabs, fmt_number, tex_escape
 
 PathLike = str | os.PathLike
 
@@ -129,3 +129,75 @@ def landscape_claims(files: Iterable[PathLike], models: list[str] | None) -> lis
                    f"{fmt_number(span)}]^2$ window is ${fmt_number(rise)}\\times$ its value at the trained weights "
                    f"(${fmt_number(info['loss_at_minimum'], sig=4)}$).")
     return out
+
+
+def headline(comp: pd.DataFrame, main_models: list[str] | None = None) -> dict | None:
+    """The TT model of the main table (the first TT in ``main_models``, else the first TT) against the MLP, over
+    the datasets both trained on: median parameter fraction and SWD ratio, and on how many datasets its SWD is
+    lower. None when no dataset has both."""
+    tts = comp[comp["arch"] == "tt"]
+    names = [m for m in (main_models or []) if m in set(tts["model"])] or sorted(set(tts["model"]))
+    if not names:
+        return None
+    t = tts[tts["model"] == names[0]].set_index("dataset")
+    n = comp[comp["arch"] == "mlp"].groupby("dataset").first()
+    shared = [d for d in t.index if d in n.index and n.at[d, "swd_mean"] > 0]
+    if not shared:
+        return None
+    params = (t.loc[shared, "n_params_mean"] / n.loc[shared, "n_params_mean"]).median()
+    swd = (t.loc[shared, "swd_mean"] / n.loc[shared, "swd_mean"])
+    return {"model": tex_escape(names[0]), "mlp": tex_escape(n.loc[shared[0], "model"]), "n_datasets": len(shared),
+            "param_fraction": fmt_number(float(params)), "param_percent": fmt_number(100 * float(params)),
+            "swd_ratio": fmt_number(float(swd.median())), "n_lower": int((swd < 1).sum())}
+
+
+def findings(comp: pd.DataFrame | None, conv: pd.DataFrame | None, targets: pd.DataFrame | None,
+             main_models: list[str] | None = None) -> list[str]:
+    """The TT section's opening findings: the main TT model against the MLP (parameters, SWD), the fastest
+    optimizer to the common target, and how many of the computed targets are met."""
+    out = []
+    h = headline(comp, main_models) if comp is not None else None
+    if h:
+        out.append(f"With ${h['param_percent']}\\,\\%$ of the MLP's parameters (median over ${h['n_datasets']}$ "
+                   f"datasets), \\texttt{{{h['model']}}} reaches ${h['swd_ratio']}\\times$ the MLP's SWD, lower on "
+                   f"${h['n_lower']}$ of the ${h['n_datasets']}$.")
+    if conv is not None and conv["time_to_target"].notna().any():
+        first = conv[conv["time_to_target"].notna()].groupby("optimizer")["time_to_target"].median().sort_values()
+        never = sorted(set(conv["optimizer"]) - set(first.index))
+        text = (f"{tex_escape(first.index[0])} reaches the common validation-loss target first (median "
+                f"${fmt_number(first.iloc[0])}$~s)")
+        out.append(text + (f"; {', '.join(tex_escape(o) for o in never)} never within its budget." if never else "."))
+    if targets is not None and len(targets):
+        met = targets["met"].astype(str).str.lower() == "true"
+        out.append(f"${int(met.sum())}$ of the ${len(targets)}$ computed targets are met"
+                   + ("; Section~\\ref{sec:limitations} lists the others." if (~met).any() else "."))
+    return out
+
+
+def target_rows(targets: pd.DataFrame) -> list[dict]:
+    """The targets as {"name", "met", "text"} records, failed ones first."""
+    t = targets.assign(ok=targets["met"].astype(str).str.lower() == "true").sort_values("ok", kind="stable")
+    return [{"name": tex_escape(r.name), "met": bool(r.ok), "text": r.text} for r in t.itertuples(index=False)]
+
+
+def comparison_table(comp: pd.DataFrame) -> str | None:
+    """Per dataset: the best TT model and the best network by SWD (mean over seeds), with the TT's SWD, parameters
+    and training time as multiples of the network's — the table that replaces one sentence per dataset."""
+    rows = []
+    for ds, g in comp.groupby("dataset", sort=False):
+        nets = g[g["arch"] != "tt"].sort_values("swd_mean")
+        tts = g[g["arch"] == "tt"].sort_values("swd_mean")
+        if not len(nets) or not len(tts):
+            continue
+        net, best = nets.iloc[0], tts.iloc[0]
+
+        def ratio(col: str) -> str:
+            return f"${fmt_number(best[col] / net[col])}$" if net[col] > 0 else "--"
+        rows.append([f"\\texttt{{{tex_escape(ds)}}}", f"\\texttt{{{tex_escape(best['model'])}}}",
+                     f"${fmt_number(best['swd_mean'])}$", f"\\texttt{{{tex_escape(net['model'])}}}",
+                     f"${fmt_number(net['swd_mean'])}$", ratio("swd_mean"), ratio("n_params_mean"),
+                     ratio("wall_s_mean")])
+    if not rows:
+        return None
+    return booktabs(["Dataset", "Best TT", "SWD", "Best network", "SWD", "SWD ratio", "Param.\\ ratio",
+                     "Time ratio"], rows, align="llrlrrrr")

@@ -12,18 +12,21 @@ from pathlib import Path
 import pandas as pd
 
 from ttdm.io import atomic_write
-from ttdm.report.tables import SIG, booktabs, fmt_number, pm_cell, tex_escape
+from ttdm.report.tables import (SIG, bold_cell, compact_booktabs as booktabs, fmt_number, fmt_spread, pm_cell,
+                                separated_best, tex_escape)
 from ttdm.report.tt_records import comparison, convergence, grid, isolation, targets_frame, variants
 
 PathLike = str | os.PathLike
 
 
 def _pm(mean: float, std: float, sig: int = SIG) -> tuple[str, str]:
-    return fmt_number(mean, sig=sig), fmt_number(std, sig=sig)
+    return fmt_number(mean, sig=sig), fmt_spread(std, mean, sig=sig)
 
 
 def comparison_latex(comp: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
     records, rows, groups = [], [], []
+    stats = comp.rename(columns={"swd_mean": "mean", "swd_std": "std"})
+    best = {i for _, h in stats.groupby("dataset") for i in [separated_best(h[["mean", "std"]])] if i is not None}
     for i, r in enumerate(comp.itertuples(index=False)):
         if i == 0 or r.dataset != records[-1]["dataset"]:
             groups.append(i)
@@ -35,7 +38,8 @@ def comparison_latex(comp: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, 
         records.append(rec)
         rows.append([tex_escape(r.dataset), tex_escape(r.model), f"${rec['n_params']}$",
                      pm_cell(rec["wall_s_mean"], rec["wall_s_std"]), pm_cell(rec["val_loss_mean"], rec["val_loss_std"]),
-                     pm_cell(rec["swd_mean"], rec["swd_std"], rec["swd_ratio"])])
+                     (bold_cell if comp.index[i] in best else str)(
+                         pm_cell(rec["swd_mean"], rec["swd_std"], rec["swd_ratio"]))])
     header = ["Dataset", "Model", "Parameters", "Training (s)", "Validation loss", "SWD"]
     return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrccc", groups=groups)
 

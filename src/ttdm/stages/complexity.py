@@ -1,7 +1,7 @@
 """The complexity stage: parameters, FLOPs per forward and per optimiser step, and peak training memory.
 
-Writes results/bench/complexity.csv: model, arch, optimizer, rank, degree, layout, n_params, flops_forward,
-flops_train_step, peak_train_mem_mb, device (see :mod:`ttdm.analysis.flops`).
+Writes results/bench/complexity.csv: model, arch, optimizer, engine (als: the ALS engine that training runs), rank,
+degree, layout, n_params, flops_forward, flops_train_step, peak_train_mem_mb, device (see :mod:`ttdm.analysis.flops`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ttdm.analysis.flops import model_complexity
 from ttdm.io import atomic_write, device_info, load_json, resolve_device
 from ttdm.models.tt import TTConfig
 
-COMPLEXITY_COLUMNS = ("model", "arch", "optimizer", "rank", "degree", "layout", "n_params", "flops_forward",
+COMPLEXITY_COLUMNS = ("model", "arch", "optimizer", "engine", "rank", "degree", "layout", "n_params", "flops_forward",
                       "flops_train_step", "peak_train_mem_mb", "device")
 
 
@@ -35,9 +35,11 @@ def dataset_metas(meta_files: Iterable[str | Path], datasets: Iterable[str]) -> 
 def complexity(spec: dict[str, Any], meta_files: Iterable[str | Path], out_dir: str | Path) -> Path:
     """Parameters, FLOPs and peak training memory of every model of ``spec`` into ``out_dir/complexity.csv``.
 
-    ``spec["models"]`` maps a name to {"arch", "model_cfg", "dataset", and optionally "optimizer" (adam), "n_fit"};
-    the dataset's meta.json (among ``meta_files``) gives D and the image shape.  Optional spec keys: "batch_size"
-    (256), "device" (auto), "threads", "memory" (true; false leaves peak_train_mem_mb empty).  Rows follow
+    ``spec["models"]`` maps a name to {"arch", "model_cfg", "dataset", and optionally "optimizer" (adam), "n_fit",
+    "batch_size" (the run's own), "engine" (auto), "lam"}: the run's resolved training, so the numbers describe
+    what training runs; the dataset's meta.json (among ``meta_files``) gives D and the image shape.  Optional spec
+    keys: "batch_size" (256, for a model without its own), "device" (auto), "threads", "memory" (true; false
+    leaves peak_train_mem_mb empty).  Rows follow
     :func:`ttdm.analysis.flops.model_complexity`: FLOPs per sample forward (analytic for tt, measured for networks)
     and per optimiser step (a batch's forward + backward, one ALS sweep or one RGD iteration on n_fit points).
     rank, degree and layout are the tt hyper-parameters (defaults filled in), empty for networks.
@@ -54,9 +56,10 @@ def complexity(spec: dict[str, Any], meta_files: Iterable[str | Path], out_dir: 
         image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
         cfg = dict(entry.get("model_cfg", {}))
         result = model_complexity(
-            entry["arch"], cfg, int(meta["dim"]), image_shape, int(spec.get("batch_size", 256)),
-            n_fit=entry.get("n_fit"), optimizer=entry.get("optimizer"), device=device,
-            memory=bool(spec.get("memory", True)),
+            entry["arch"], cfg, int(meta["dim"]), image_shape,
+            int(entry.get("batch_size") or spec.get("batch_size", 256)), n_fit=entry.get("n_fit"),
+            optimizer=entry.get("optimizer"), device=device, memory=bool(spec.get("memory", True)),
+            engine=entry.get("engine") or "auto", lam=entry.get("lam"),
         )
         tt = {key: cfg.get(key, getattr(TTConfig, key)) if entry["arch"] == "tt" else None
               for key in ("rank", "degree", "layout")}

@@ -2,16 +2,23 @@
 
 The loop owns what every method shares (the method owns the rest, :mod:`ttdm.methods.base`):
 
-- batches: each step draws ``method.batch_size`` row indices uniform on {0..N−1} *with replacement* from one
-  torch.Generator seeded by spec_hash([method.rng_stream, seed]); the method draws its noise from the same
-  generator, so the whole random state of a run is one generator state;
-- the EMA θ_ema ← d θ_ema + (1 − d) θ of the parts the method names (``ema_decay`` d);
+- held-out validation rows: :func:`hold_out` splits ``train.npy`` into fitting rows (``ctx.data``) and
+  ``val_fraction`` validation rows (``ctx.val_data``; a training key of the methods that declare it, default
+  :data:`~ttdm.methods.base.VAL_FRACTION`), the same rows for every run of a dataset; training never sees them;
+- batches: each step draws ``method.batch_size`` indices of the N fitting rows uniform on {0..N−1} *with
+  replacement* from one torch.Generator seeded by spec_hash([method.rng_stream, seed]); the method draws its noise
+  from the same generator, so the whole random state of a run is one generator state;
+- the EMA θ_ema ← d_n θ_ema + (1 − d_n) θ of the parts the method names, after the n-th step (n = 1, 2, …), with
+  the warm-up d_n = min(d, (1 + n)/(10 + n)) of the configured ``ema_decay`` d: early updates follow the weights
+  closely, so a short run does not sample from a lagged average of its random initial weights (300 steps at
+  d = 0.995 without it leave 0.995³⁰⁰ ≈ 22 % of them); n is the checkpointed step, so resume is unchanged;
 - one atomic checkpoint (``checkpoints/ckpt.pt``) every ``checkpoint_every`` steps of every part, EMA, optimizer,
   the method's state, the generator, the loss log and the wall time; a run that finds a checkpoint of its own spec
   resumes from it and repeats an uninterrupted run bit for bit (one of another spec is an error);
 - the stop on a non-finite loss, naming the step; a progress bar (quiet when stderr is not a terminal);
 - ``loss.csv``: step, loss (the window mean over ``log_every`` steps, or the step's own for exact objectives),
-  wall_s (training time only: validation is excluded; resumed runs sum their processes), then the method's
+  wall_s (training time only, the method's ``setup`` included: validation is excluded; resumed runs sum their
+  processes, each with its own setup), then the method's
   validation numbers on the sampling weights.
 
 Outputs, ``model.pt`` last: loss.csv, train.json, spec.json, model.pt (:mod:`ttdm.runs`).
@@ -34,11 +41,11 @@ from tqdm import tqdm
 
 from ttdm.config.methods import LOOP_KEYS
 from ttdm.io import atomic_write, device_info, load_json, resolve_device, save_json, spec_hash
-from ttdm.methods.base import Context, Method
+from ttdm.methods.base import VAL_FRACTION, Context, Method
 from ttdm.models.embeddings import count_parameters
 from ttdm.runs import MODEL_FORMAT, canonical, load_run, make_method
 
-CKPT_FORMAT = 2
+CKPT_FORMAT = 3  # 3: EMA warm-up and held-out validation rows (a format-2 checkpoint is refused)
 
 
 def _check_loop(training: dict[str, Any]) -> None:
@@ -50,6 +57,12 @@ def _check_loop(training: dict[str, Any]) -> None:
             raise ValueError(f"spec['training']['{key}'] must be a positive integer, got {training[key]!r}")
     if not 0.0 <= training["ema_decay"] < 1.0:
         raise ValueError(f"spec['training']['ema_decay'] must lie in [0, 1), got {training['ema_decay']!r}")
+
+
+def ema_decay(decay: float, n: int) -> float:
+    """The decay of the n-th EMA update (n = 1, 2, … counts updates): min(d, (1 + n)/(10 + n)), the standard
+    warm-up, so that a short run does not sample from weights that still hold a large share of its initial ones."""
+    return min(float(decay), (1.0 + n) / (10.0 + n))
 
 
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
@@ -75,6 +88,21 @@ def _load_data(data_dir: Path, device: str) -> tuple[dict[str, Any], torch.Tenso
     if data.ndim != 2 or data.shape[1] != int(meta["dim"]):
         raise ValueError(f"{data_dir / 'train.npy'}: shape {data.shape} does not match dim {meta['dim']} in meta.json")
     return meta, torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)  # (N, D)
+
+
+def hold_out(data: torch.Tensor, dataset: str, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fitting rows, validation rows) of ``data`` (N, D): the validation rows are the first max(1, round(f N)) of
+    a permutation drawn by a CPU generator seeded by spec_hash(["validation-rows", dataset]), so they depend on the
+    dataset alone (every model and seed of a dataset is validated on the same rows); both keep the file's order."""
+    n = data.shape[0]
+    n_val = max(1, round(float(fraction) * n))
+    if not 0 < fraction < 1 or n_val >= n:
+        raise ValueError(f"cannot hold out {n_val} validation rows (val_fraction {fraction}) of {n} training rows "
+                         f"of dataset {dataset!r}; at least one row must remain for fitting")
+    gen = torch.Generator().manual_seed(int(spec_hash(["validation-rows", dataset], 15), 16))
+    perm = torch.randperm(n, generator=gen)
+    val_idx, fit_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    return data[fit_idx.to(data.device)], data[val_idx.to(data.device)]
 
 
 def _load_needs(spec: dict[str, Any], needs: dict[str, str | Path] | None, device: str) -> dict[str, Any]:
@@ -116,8 +144,9 @@ def train(
         torch.set_num_threads(int(spec["threads"]))
     meta, x_train = _load_data(data_dir, device)
     image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") is not None else None
-    ctx = Context(spec=spec, dim=int(meta["dim"]), image_shape=image_shape, device=device, meta=meta, data=x_train,
-                  needs=_load_needs(spec, needs, device))
+    x_fit, x_val = hold_out(x_train, str(spec["dataset"]), float(training.get("val_fraction", VAL_FRACTION)))
+    ctx = Context(spec=spec, dim=int(meta["dim"]), image_shape=image_shape, device=device, meta=meta, data=x_fit,
+                  needs=_load_needs(spec, needs, device), val_data=x_val)
     method = make_method(spec, ctx)
     with torch.random.fork_rng(devices=[]):  # parts are initialised from the run's seed, without side effects
         torch.manual_seed(int(spec["seed"]))
@@ -135,6 +164,8 @@ def train(
         "wall_s": wall_s,
         "steps_per_s": steps / wall_s,
         "n_params": sum(count_parameters(p) for p in parts.values()),
+        "n_fit_rows": int(x_fit.shape[0]),
+        "n_val_rows": int(x_val.shape[0]),
         "final_loss": final_loss,
         **dict(zip(loop.columns, loop.log[-1][3:])),
         **method.summary(sampling),
@@ -168,7 +199,9 @@ class _Loop:
         self.optimizers = method.optimizers(parts)
         self.generator = torch.Generator(device=device).manual_seed(
             int(spec_hash([method.rng_stream, spec["seed"]], 15), 16))
+        tick = time.perf_counter()
         method.setup(parts, self.generator)
+        self.setup_s = time.perf_counter() - tick  # training time: counted again on every resume (it is real cost)
         self.columns = list(method.validate(self.sampling_parts()))
         self.step, self.wall_prev, self.resumed_from = 0, 0.0, 0  # resumed_from 0: a fresh start
         self.losses = torch.zeros(self.training["steps"], dtype=torch.float64)  # per-step loss, for window means
@@ -214,7 +247,8 @@ class _Loop:
         data, batch_size = method.ctx.data, method.batch_size
         for part in self.parts.values():
             part.train()
-        start = time.perf_counter()
+        start = time.perf_counter() - self.setup_s  # the method's setup is training time
+        self.setup_s = 0.0
         bar = tqdm(total=steps, initial=self.step, desc=str(self.out_dir), disable=not sys.stderr.isatty(),
                    leave=False)
         while self.step < end:
@@ -226,8 +260,9 @@ class _Loop:
             if not np.isfinite(value):
                 raise FloatingPointError(
                     f"training loss is {value} at step {self.step + 1} of {self.out_dir}; lower the lr or step size?")
+            decay = ema_decay(tr["ema_decay"], self.step + 1)  # the warm-up counts updates: resumes with the step
             for name, ema in self.ema.items():
-                _ema_update(ema, self.parts[name], float(tr["ema_decay"]))
+                _ema_update(ema, self.parts[name], decay)
             self.losses[self.step] = value
             self.step += 1
             wall = self.wall_prev + time.perf_counter() - start

@@ -16,6 +16,8 @@ here works on any device and dtype and is differentiable.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -23,12 +25,12 @@ Cores = list[torch.Tensor]
 
 
 def capped_ranks(sizes: list[int], rank: int) -> list[int]:
-    """Interior ranks r_0..r_{d−2} = min(rank, Π_{j≤k} n_j, Π_{j>k} n_j): the largest ranks a TT can have."""
-    ranks = []
-    for k in range(len(sizes) - 1):
-        left, right = int(np.prod(sizes[: k + 1])), int(np.prod(sizes[k + 1 :]))
-        ranks.append(min(rank, left, right))
-    return ranks
+    """Interior ranks r_0..r_{d−2} = min(rank, Π_{j≤k} n_j, Π_{j>k} n_j): the largest ranks a TT can have.
+
+    The products are exact Python integers: 9^21 already overflows int64 (np.prod would give 0 or negative ranks).
+    """
+    sizes = [int(n) for n in sizes]
+    return [min(int(rank), math.prod(sizes[: k + 1]), math.prod(sizes[k + 1 :])) for k in range(len(sizes) - 1)]
 
 
 def random_cores(

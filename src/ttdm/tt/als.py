@@ -91,7 +91,10 @@ def sweep_teneva(
     """One sweep of ``teneva.als_func`` per tensor (P scalar problems, CPU, NumPy).
 
     teneva regularises each core solve as (AᵀA + λ' I) g = Aᵀy with sums, not means, over the N rows; λ' = λ N makes
-    its ridge weight match :func:`sweep`'s (teneva keeps no orthogonal gauge, so the two differ after the first core).
+    its ridge weight match :func:`sweep`'s on the first core only: teneva keeps no orthogonal gauge, so it penalises
+    ‖G_k‖ of non-orthogonal cores, not ‖C_p‖.  With interfaces of small norm the penalty dominates and a core (hence
+    the whole tensor) shrinks to exactly zero: at λ = 0.1 every tensor of the quick preset's gmm8 is zero after the
+    first sweep.  This is why :func:`sweep` is the default engine; ``ttdm.methods.tt_solvers`` refuses a collapse.
 
     Args:
         points: (N, d) the scaled inputs in [−1, 1] of every mode.

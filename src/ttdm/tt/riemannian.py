@@ -130,13 +130,15 @@ def mse(cores: Cores, feats: list[torch.Tensor], y: torch.Tensor) -> torch.Tenso
 
 def descent(
     cores: Cores, feats: list[torch.Tensor], y: torch.Tensor, ranks: list[int], alpha: float, *,
-    line_search: bool = True, c: float = 1e-4, max_halvings: int = 30,
+    line_search: bool = True, c: float = 1e-4, max_halvings: int = 30, min_alpha: float = 0.0,
 ) -> tuple[Cores, float, float]:
     """One Riemannian gradient step on ℓ(X) = mean (f − y)² (module docstring).
 
-    With ``line_search`` the step starts at ``alpha`` and is halved until the Armijo condition
-    ℓ(R(X − αξ)) ≤ ℓ(X) − c α ‖ξ‖² holds (at most ``max_halvings`` times; then the last trial is taken).  Returns
-    (new cores, the step used, ℓ at the new point).
+    With ``line_search`` the step starts at ``alpha`` (at least ``min_alpha``) and is halved, never below
+    ``min_alpha``, until the Armijo condition ℓ(R(X − αξ)) ≤ ℓ(X) − c α ‖ξ‖² holds (at most ``max_halvings``
+    halvings).  When no trial satisfies it, the trial of lowest loss is taken if it lowers ℓ, else X is kept (the
+    returned cores are the given ones and the returned step the last, smallest one tried).  Returns (new cores, the
+    step used, ℓ at the new point).
     """
     x = point(cores)
     resid = values(x.U, feats) - y  # (P, N)
@@ -146,10 +148,18 @@ def descent(
         new = step(x, grad, alpha, ranks)
         return new, alpha, float(mse(new, feats, y))
     gnorm2 = float(inner(grad, grad).sum())
-    for _ in range(max_halvings):
+    alpha = max(float(alpha), float(min_alpha))
+    best: tuple[Cores, float, float] | None = None  # (cores, step, loss) of the lowest trial
+    for halving in range(max_halvings + 1):
         new = step(x, grad, alpha, ranks)
         new_loss = float(mse(new, feats, y))
         if new_loss <= float(loss) - c * alpha * gnorm2:
+            return new, alpha, new_loss
+        if best is None or new_loss < best[2]:
+            best = (new, alpha, new_loss)
+        if halving == max_halvings or alpha <= min_alpha:
             break
-        alpha /= 2
-    return new, alpha, new_loss
+        alpha = max(alpha / 2, float(min_alpha))
+    if best is not None and best[2] < float(loss):
+        return best
+    return [core.detach() for core in cores], alpha, float(loss)

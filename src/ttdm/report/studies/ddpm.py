@@ -13,6 +13,10 @@ from ttdm import config as cfg
 from ttdm.report.claims import best_model_claims, mode_claims, nfe_claims, ranking, training_claims, tt
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
+from ttdm.report import findings
+from ttdm.report.tables import constant_note, fmt_number, main_table
+
+MAIN_METRICS = ("swd", "w2", "modes_covered", "modes_total", "hq_percent")  # the main text's table; all: appendix
 
 TABLES = ("metrics.csv", "summary.csv", "summary.tex", "summary_display.csv", "nfe.csv", "training.csv",
           "training.tex", "training_display.csv")
@@ -107,9 +111,31 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
             figure_files += [f"{ds}_{kind}.pdf"] if found else []
         entry.update({k: claims[k].get(ds, []) for k in claims})
         datasets.append(entry)
-    bench = [{"name": stem[len("bench_"):], "label": tt(stem[len("bench_"):] + ".csv"), "table": text}
+    bench = [{"name": stem[len("bench_"):], "label": tt(stem[len("bench_"):] + ".csv"), "table": text,
+              "constant": constant_note(text)}
              for stem, text in tables.items() if stem.startswith("bench_") and stem != "bench_complexity"]
-    return {"main": main, "datasets": datasets, "bench": bench, "figure_files": figure_files,
+    ddpm: dict[str, Any] = {"findings": [], "mode_table": None, "nfe_table": None, "nfe_saving": None,
+                            "nfe_samplers": [], "first_figure": None, "floor_range": None,
+                            "main_table": None}
+    if main is not None:
+        shown = summary[summary["model"].isin(set(display["model"]))]  # the main table's models
+        models = list(dict.fromkeys(display["model"]))
+        ds_order = sorted(names, key=lambda d: (order.get(d, len(order)), d))
+        saving = findings.nfe_saving(shown, main["sampler"], main["steps"])
+        reach = findings.nfe_reach(shown)
+        compact = shown[shown["metric"].isin(MAIN_METRICS)]
+        ddpm.update({"main_table": main_table(compact, main=f"{main['sampler']}_{main['steps']}")[1],
+                     "findings": findings.ddpm_findings(shown, main["sampler"], main["steps"]),
+                     "mode_table": findings.mode_table(shown, main["sampler"], main["steps"], models, ds_order),
+                     "nfe_table": findings.nfe_table(shown, models, ds_order),
+                     "nfe_saving": fmt_number(saving) if saving else None,
+                     "floor_range": findings.floor_range(shown, main["sampler"], main["steps"]),
+                     "nfe_samplers": [tt(s) for s in dict.fromkeys(reach["sampler"])],
+                     "nfe_tried": sorted({int(n) for n in reach["tried"].str.split(", ").explode()})
+                     if len(reach) else []})
+    with_all = [d for d in datasets if d["samples_figure"] and d["loss_figure"] and d["nfe_figure"]]
+    ddpm["first_figure"] = (with_all or [None])[0]
+    return {"main": main, "datasets": datasets, "bench": bench, "figure_files": figure_files, "ddpm": ddpm,
             "training_claims": training_claims(training) if training is not None else []}
 
 

@@ -20,7 +20,7 @@ from ttdm.io import load_json
 from ttdm.report import tt_claims
 from ttdm.report.files import PaperFiles, by_dataset, read_table, run_key
 from ttdm.report.studies import STUDIES, Study
-from ttdm.report.tables import collect_floors, tex_escape
+from ttdm.report.tables import booktabs, collect_floors, tex_escape
 from ttdm.report.tt_records import TABLES, collect_runs, layout, selections, spec_frame
 
 LANDSCAPE_FIGURE = "results/figures/landscape.pdf"
@@ -97,6 +97,7 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
     fig_files = [n for n in files.figure_names() if n.startswith("tt_") and n.endswith(".pdf")]
     fig_files += ["landscape.pdf"] if files.figure("landscape.pdf") is not None else []
     tt_runs = runs[runs["arch"] == "tt"]
+    main_models = list((config.get("paper") or {}).get("main_models") or [])
     base = next((dict(m) for m in config.get("models", {}).values() if m.get("arch") == "tt"), {})
     base.pop("arch", None)
     used = sorted(set(runs["optimizer"].dropna()) & set(config.get("optimizers", {})))
@@ -106,6 +107,12 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
     return {"tt": {
         "model": {k: tex_escape(v) for k, v in base.items()},
         "optimizer_settings": opt_text,
+        "optimizer_table": booktabs(["Setting", "Optimizer", "Steps", "Other settings"], [
+            [f"\\texttt{{{tex_escape(name)}}}", tex_escape(config["optimizers"][name].get("optimizer", name)),
+             f"${config['optimizers'][name].get('steps', '--')}$",
+             ", ".join(f"{tex_escape(k)} = {tex_escape(v)}" for k, v in config["optimizers"][name].items()
+                       if k not in ("log_every", "checkpoint_every", "optimizer", "steps")) or "--"]
+            for name in used], align="llrl") if used else None,
         "tables": tex,
         "figures": [f"figures/{f}" for f in fig_files],
         "convergence_figures": [f"figures/{f}" for f in fig_files if f.startswith("tt_convergence_")],
@@ -115,13 +122,17 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "n_runs": int(len(tt_runs)), "datasets": [tex_escape(d) for d in dict.fromkeys(tt_runs["dataset"])],
         "optimizers": sorted(set(tt_runs["solver"])), "layouts": sorted(set(tt_runs["layout"].dropna())),
         "comparison": tt_claims.comparison_claims(comp) if comp is not None else [],
+        "comparison_table": tt_claims.comparison_table(comp) if comp is not None else None,
         "convergence": tt_claims.convergence_claims(conv) if conv is not None else [],
         "rank": tt_claims.rank_claims(g) if g is not None else [],
         "isolation": tt_claims.isolation_claims(iso) if iso is not None else [],
         "variants": tt_claims.variant_claims(var) if var is not None else [],
         "landscape": tt_claims.landscape_claims(files.inputs, (config.get("landscape") or {}).get("models")),
-        "targets": targets[["name", "met", "text"]].to_dict("records") if targets is not None else [],
+        "targets": tt_claims.target_rows(targets) if targets is not None else [],
+        "findings": tt_claims.findings(comp, conv, targets, main_models),
+        "headline": tt_claims.headline(comp, main_models) if comp is not None else None,
         "complexity": "bench_complexity" in files.tex(),
+        
     }, "figure_files": fig_files}
 
 
