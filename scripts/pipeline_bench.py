@@ -145,7 +145,9 @@ def main() -> None:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
     subprocess.run(["git", "checkout", "-q", args.rev], cwd=work, check=True)
     (work / ".venv").symlink_to(ROOT / ".venv")
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    # the shared .venv has ttdm installed in editable mode from this checkout: put the clone's own source first
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(work / "src")}
     if args.no_worker:
         env["TTDM_NO_WORKER"] = "1"
     (work / ".venv" / ".installed").touch(exist_ok=True)

@@ -100,7 +100,8 @@ def test_pipeline_through_slurm(slurm_pipeline):
     workdir, wall, proc = slurm_pipeline
     log = proc.stderr
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
-    # data, floor, bench, complexity, landscape and a train, sample and evaluate job per run (mlp, tt-als, tt-rgd)
+    # data, floor, bench, complexity, landscape, a train job per run (mlp, tt-als, tt-rgd), a sample and an evaluate
+    # job per run and sampler setting
     assert len(submitted) >= 14, log[-4000:]
     for rule in ("tables", "tt_tables", "figures", "tt_figures", "landscape_figure", "paper"):
         assert re.search(rf"localrule {rule}:", log), f"{rule} did not run on the submit host"
@@ -109,8 +110,9 @@ def test_pipeline_through_slurm(slurm_pipeline):
         run = results / "runs" / "8gaussians" / model / "0"
         for name in ("model.pt", "loss.csv", "train.json"):
             assert (run / name).is_file(), run / name
-        assert (results / "samples" / "8gaussians" / model / "0" / "samples.npz").is_file()
-        assert (results / "metrics" / "8gaussians" / model / "0" / "metrics.csv").is_file()
+        for setting in ("ddpm_200", "ddim_5", "ddim_20"):  # one sample and one evaluate job per setting
+            assert (results / "samples" / "8gaussians" / model / "0" / f"{setting}.npz").is_file()
+            assert (results / "metrics" / "8gaussians" / model / "0" / f"{setting}.csv").is_file()
     for path in ("metrics/8gaussians/floor.csv", "bench/train.csv", "bench/complexity.csv", "tables/summary.csv",
                  "tables/tt_runs.csv", "figures/8gaussians_samples.pdf", "figures/tt_convergence_8gaussians.pdf",
                  "figures/landscape.pdf", "paper/paper.pdf"):

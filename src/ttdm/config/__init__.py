@@ -31,7 +31,6 @@ from ttdm.config.specs import (
     data_spec,
     eval_spec,
     job_resources,
-    likelihood_runs,
     likelihood_spec,
     load_config,
     main_setting,
@@ -54,6 +53,11 @@ def needs_of(config: dict, dataset: str, model: str) -> dict[str, str]:
 def run_spec(config: dict, dataset: str, model: str, seed: int) -> dict:
     """:func:`ttdm.config.specs.run_spec`, from the validation cache when it holds ``config``."""
     return _cache.derived(config, "run_spec", (dataset, model, seed), _specs.run_spec)
+
+
+def likelihood_runs(config: dict) -> list[tuple[str, str, int]]:
+    """:func:`ttdm.config.specs.likelihood_runs` (it imports the methods, i.e. torch), from the validation cache."""
+    return [tuple(r) for r in _cache.derived(config, "likelihood_runs", (), _specs.likelihood_runs)]
 
 
 def complexity_spec(config: dict) -> dict:

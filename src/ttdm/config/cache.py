@@ -3,7 +3,7 @@
 Parsing the Snakefile validates the config, which imports every registry (and so torch), and the per-job functions
 of ``workflow/rules/common.smk`` then ask each run's method which sampler settings apply and which runs it needs
 (torch again).  With a ``cache_dir``, :func:`ttdm.config.validate_config` stores a valid config's result together
-with those derived values (:data:`DERIVED`: run settings, needs, run specs, the complexity spec), and a later
+with those derived values (:data:`DERIVED`: run settings, needs, run specs, the complexity spec, the likelihood runs), and a later
 validation of the same inputs returns them without importing any component.  A hit is exactly what validation would
 return: an entry is used only when
 
@@ -159,7 +159,14 @@ def _complexity_table(config: dict[str, Any]) -> dict[str, Any]:
     return {json.dumps([]): complexity_spec(config)}
 
 
+def _likelihood_table(config: dict[str, Any]) -> dict[str, Any]:
+    from ttdm.config.specs import likelihood_runs
+
+    return {json.dumps([]): likelihood_runs(config)}
+
+
 DERIVED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "likelihood_runs": _likelihood_table,
     "run_settings": _settings_table,
     "needs_of": _needs_table,
     "run_spec": _run_spec_table,
