@@ -162,7 +162,7 @@ def _complexity_table(config: dict[str, Any]) -> dict[str, Any]:
 def _likelihood_table(config: dict[str, Any]) -> dict[str, Any]:
     from ttdm.config.specs import likelihood_runs
 
-    return {json.dumps([]): likelihood_runs(config)}
+    return {json.dumps([]): [list(run) for run in likelihood_runs(config)]}  # JSON has no tuples
 
 
 DERIVED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
