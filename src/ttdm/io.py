@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,29 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
             np.save(fh, array)
 
     return atomic_write(path, write)
+
+
+def save_csv_rows(path: str | os.PathLike, columns: list[str], rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` (dicts) as a CSV with ``columns``, atomically."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write(path, lambda p: p.write_text(buffer.getvalue()))
+
+
+def dataset_metas(meta_files: Iterable[str | os.PathLike], datasets: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """meta.json of each of ``datasets``, from the given files (results/data/{dataset}/meta.json); a dataset whose
+    file was not given is an error naming it."""
+    files = {Path(f).parent.name: Path(f) for f in meta_files}
+    datasets = list(datasets)
+    missing = sorted(set(datasets) - set(files))
+    if missing:
+        raise ValueError(f"no meta.json given for the datasets {', '.join(missing)} (--meta)")
+    return {ds: load_json(files[ds]) for ds in dict.fromkeys(datasets)}
 
 
 def spec_hash(spec: Any, length: int = 12) -> str:

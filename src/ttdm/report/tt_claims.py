@@ -17,15 +17,19 @@ from ttdm.report.tables import booktabs, fmt_number, tex_escape
 PathLike = str | os.PathLike
 
 
-def comparison_claims(comp: pd.DataFrame) -> list[str]:
-    """Per dataset: how the base TT optimizers compare with the best network on SWD, parameters and time."""
-    out = []
+def best_pairs(comp: pd.DataFrame) -> Iterable[tuple[str, pd.Series, pd.Series]]:
+    """(dataset, best network, best TT model) by mean SWD, for every dataset that has both."""
     for ds, g in comp.groupby("dataset", sort=False):
         nets = g[g["arch"] != "tt"].sort_values("swd_mean")
         tts = g[g["arch"] == "tt"].sort_values("swd_mean")
-        if not len(nets) or not len(tts):
-            continue
-        net, best = nets.iloc[0], tts.iloc[0]
+        if len(nets) and len(tts):
+            yield ds, nets.iloc[0], tts.iloc[0]
+
+
+def comparison_claims(comp: pd.DataFrame) -> list[str]:
+    """Per dataset: how the base TT optimizers compare with the best network on SWD, parameters and time."""
+    out = []
+    for ds, net, best in best_pairs(comp):
         verdict = "lower" if best["swd_mean"] < net["swd_mean"] else "higher"
         out.append(
             f"On {tex_escape(ds)} the best TT model, {tex_escape(best['model'])}, has a {verdict} SWD than the best "
@@ -184,12 +188,7 @@ def comparison_table(comp: pd.DataFrame) -> str | None:
     """Per dataset: the best TT model and the best network by SWD (mean over seeds), with the TT's SWD, parameters
     and training time as multiples of the network's — the table that replaces one sentence per dataset."""
     rows = []
-    for ds, g in comp.groupby("dataset", sort=False):
-        nets = g[g["arch"] != "tt"].sort_values("swd_mean")
-        tts = g[g["arch"] == "tt"].sort_values("swd_mean")
-        if not len(nets) or not len(tts):
-            continue
-        net, best = nets.iloc[0], tts.iloc[0]
+    for ds, net, best in best_pairs(comp):
 
         def ratio(col: str) -> str:
             return f"${fmt_number(best[col] / net[col])}$" if net[col] > 0 else "--"

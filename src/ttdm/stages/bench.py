@@ -22,14 +22,13 @@ import pandas as pd
 import torch
 
 from ttdm.analysis.profiling import peak_memory
-from ttdm.io import atomic_write, device_info, resolve_device
+from ttdm.io import atomic_write, dataset_metas, device_info, resolve_device
 from ttdm.methods.base import Context
 from ttdm.methods.ddpm import DDPM
 from ttdm.methods.regression import RegressionOptions
 from ttdm.models import MODELS
 from ttdm.samplers import SAMPLERS, Denoiser
 from ttdm.schedules import make_schedule
-from ttdm.stages.complexity import dataset_metas
 
 BENCH_FILES = ("models.csv", "train.csv", "sampling.csv")
 

@@ -14,22 +14,11 @@ import pandas as pd
 import torch
 
 from ttdm.analysis.flops import model_complexity
-from ttdm.io import atomic_write, device_info, load_json, resolve_device
+from ttdm.io import atomic_write, dataset_metas, device_info, resolve_device
 from ttdm.models.tt import TTConfig
 
 COMPLEXITY_COLUMNS = ("model", "arch", "optimizer", "engine", "rank", "degree", "layout", "n_params", "flops_forward",
                       "flops_train_step", "peak_train_mem_mb", "device")
-
-
-def dataset_metas(meta_files: Iterable[str | Path], datasets: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """meta.json of each of ``datasets``, from the given files (results/data/{dataset}/meta.json); a dataset whose
-    file was not given is an error naming it."""
-    files = {Path(f).parent.name: Path(f) for f in meta_files}
-    datasets = list(datasets)
-    missing = sorted(set(datasets) - set(files))
-    if missing:
-        raise ValueError(f"no meta.json given for the datasets {', '.join(missing)} (--meta)")
-    return {ds: load_json(files[ds]) for ds in dict.fromkeys(datasets)}
 
 
 def complexity(spec: dict[str, Any], meta_files: Iterable[str | Path], out_dir: str | Path) -> Path:

@@ -6,26 +6,16 @@ Reads result files only (the setting's .npz/.json, test.npy, floor.npy, meta.jso
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ttdm.io import atomic_write, load_json, save_json
+from ttdm.io import load_json, save_csv_rows, save_json
 from ttdm.metrics.evaluate import evaluate, floor_metrics, long_rows
 
 RUN_COLUMNS = ["dataset", "model", "seed", "sampler", "steps", "nfe", "metric", "value"]
 FLOOR_COLUMNS = ["dataset", "metric", "value"]
-
-
-def _write_csv(path: str | Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, lambda p: p.write_text(buffer.getvalue()))
 
 
 def _load_split(data_dir: Path, name: str) -> np.ndarray:
@@ -47,7 +37,7 @@ def evaluate_run(spec: dict[str, Any], *, samples: str | Path, data_dir: str | P
     values = evaluate(x, test, meta=meta, metrics=spec["metrics"], seed=spec["seed"])
     values["time_per_sample_s"] = record["time_per_sample_s"]
     setting = {k: record[k] for k in ("dataset", "model", "seed", "sampler", "steps", "nfe")}
-    _write_csv(out, RUN_COLUMNS, long_rows(values, **setting))
+    save_csv_rows(out, RUN_COLUMNS, long_rows(values, **setting))
     save_json(out.with_name(out.stem + ".spec.json"), spec)
     return out
 
@@ -60,5 +50,5 @@ def evaluate_floor(spec: dict[str, Any], *, data_dir: str | Path, out: str | Pat
         _load_split(data_dir, "floor"), _load_split(data_dir, "test"), meta=meta, metrics=spec["metrics"],
         seed=spec["seed"],
     )
-    _write_csv(out, FLOOR_COLUMNS, long_rows(values, dataset=meta["name"]))
+    save_csv_rows(out, FLOOR_COLUMNS, long_rows(values, dataset=meta["name"]))
     return out

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ttdm.io import load_json, resolve_device, save_json, spec_hash
+from ttdm.io import load_json, resolve_device, save_csv_rows, save_json, spec_hash
 from ttdm.runs import load_run
-from ttdm.stages.evaluate import _write_csv
 
 RUN_COLUMNS = ["dataset", "model", "seed", "metric", "value"]
 FLOOR_COLUMNS = ["dataset", "metric", "value"]
@@ -59,7 +58,7 @@ def run_nll(spec: dict[str, Any], *, run_dir: str | Path, data_dir: str | Path, 
               "wall_s": result["wall_s"]}
     keys = {"dataset": run.spec["dataset"], "model": run.spec["model"], "seed": run.spec["seed"]}
     out = Path(out)
-    _write_csv(out, RUN_COLUMNS, [{**keys, "metric": k, "value": float(v)} for k, v in values.items()])
+    save_csv_rows(out, RUN_COLUMNS, [{**keys, "metric": k, "value": float(v)} for k, v in values.items()])
     save_json(out.with_name(out.stem + ".spec.json"), spec)
     return {**keys, **values}
 
@@ -79,5 +78,5 @@ def floor_nll(spec: dict[str, Any], *, data_dir: str | Path, out: str | Path) ->
         result = mixture_nll(GaussianMixture.from_dict(meta["mixture"]), make_schedule(spec["schedule"]),
                              torch.from_numpy(np.asarray(rows, dtype=np.float64)))
         values = {"nll": result["nll"], "nll_data": result["nll_data"], "t_min": result["t_min"]}
-    _write_csv(out, FLOOR_COLUMNS, [{"dataset": meta["name"], "metric": k, "value": v} for k, v in values.items()])
+    save_csv_rows(out, FLOOR_COLUMNS, [{"dataset": meta["name"], "metric": k, "value": v} for k, v in values.items()])
     return values
