@@ -19,6 +19,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tt.smk"
 include: "workflow/rules/likelihood.smk"
+include: "workflow/rules/budget.smk"
 
 
 # Local runs: one warm `ttdm worker` imports torch once and every job's `ttdm` forks from it (src/ttdm/worker.py);

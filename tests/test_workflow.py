@@ -195,6 +195,7 @@ def small_config() -> dict:
         metrics={"swd": {}},
     )
     config.pop("landscape")
+    config.pop("budget")
     config["paper"] = {"main_models": ["mlp"]}
     return config
 

@@ -84,7 +84,7 @@ def cmd_tt_tables(args: argparse.Namespace) -> None:
     from ttdm.report.studies.tensor_train import collect
     from ttdm.report.tt_tables import write_tt_tables
 
-    runs = collect(args.spec, args.runs, args.losses, args.metrics, args.floors, args.meta)
+    runs = collect(args.spec, args.runs, args.losses, args.metrics, args.floors, args.meta, args.likelihood)
     check_written(declared(args.spec, "tt-tables"), write_tt_tables(runs, args.out), "ttdm tt-tables")
 
 
@@ -101,14 +101,27 @@ def cmd_figures(args: argparse.Namespace) -> None:
     from ttdm.config import main_setting
     from ttdm.report.figures import write_figures
     from ttdm.report.studies import check_written, declared
+    from ttdm.report.studies.ddpm import sampler_floor
 
     figures = [f for f in declared(args.spec, "figures") if Path(f).stem.rpartition("_")[0] == args.dataset]
     if not figures:
         raise ValueError(f"the config declares no figures for dataset {args.dataset!r} (no main model trains on it)")
     written = write_figures(args.dataset, args.out, kinds=[Path(f).stem.rpartition("_")[2] for f in figures],
                             samples=args.samples, losses=args.losses, metrics=args.metrics, floor=args.floor,
-                            test=args.test, meta=args.meta, main=main_setting(args.spec))
+                            test=args.test, meta=args.meta, main=main_setting(args.spec),
+                            sampler_floor=sampler_floor(args.spec))
     check_written(figures, written, f"ttdm figures --dataset {args.dataset}")
+
+
+def cmd_budget_report(args: argparse.Namespace) -> None:
+    from ttdm.report.budget import write_budget
+    from ttdm.report.studies import check_written, declared
+    from ttdm.report.studies.budget import entries, inputs_of
+
+    files = inputs_of(args.spec)
+    written = write_budget(entries(args.spec), files["floors"], files["nll_floors"], args.out / "tables",
+                           args.out / "figures")
+    check_written(declared(args.spec, "budget-report"), written, "ttdm budget-report")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -198,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", type=Path, nargs="*", default=[], help="benchmark CSVs, one table each")
     p.add_argument("--out", type=Path, required=True)
 
+    p = add("budget-report", cmd_budget_report, "table and figure of the training-budget study (quality against steps)")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it lists the runs read)")
+    p.add_argument("--out", type=Path, required=True, help="results/: writes tables/budget* and figures/budget.*")
+
     p = add("tt-tables", cmd_tt_tables, "tables of the tensor-train experiments (comparison, grid, isolation, convergence)")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it gives each run's spec)")
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="train.json of every run")
@@ -205,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=Path, required=True, help="results/tables/metrics.csv")
     p.add_argument("--floors", type=Path, nargs="+", required=True, help="floor.csv of every dataset")
     p.add_argument("--meta", type=Path, nargs="+", required=True, help="meta.json of every dataset")
+    p.add_argument("--likelihood", type=Path, nargs="*", default=[],
+                   help="test-NLL CSVs (results/likelihood/...) of the runs on the TT datasets")
     p.add_argument("--out", type=Path, required=True)
 
     p = add("tt-figures", cmd_tt_figures, "figures of the tensor-train experiments (PDF and PNG)")

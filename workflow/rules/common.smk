@@ -132,7 +132,7 @@ FIGURE_KINDS = ddpm_study.figure_kinds(config)  # {dataset}_{kind}.pdf/.png, one
 FIGURE_REPORT = {  # caption, category and label of each kind's PNG in `snakemake --report`
     "samples": ("../report/samples.rst", "Samples", "samples over data"),
     "loss": ("../report/loss.rst", "Training loss", "loss"),
-    "nfe": ("../report/nfe.rst", "Quality vs NFE", "SWD vs NFE"),
+    "nfe": ("../report/nfe.rst", "Quality vs NFE", "quality vs NFE"),
 }
 TT_FIGURES = TT["tt-figures"]
 BENCH_FILES = [f"results/bench/{name}" for name in ("models.csv", "train.csv", "sampling.csv")]

@@ -11,7 +11,8 @@ localrules:
 
 rule tables:
     """DDPM baselines: every metric and run aggregated (CSV and booktabs LaTeX, mean ± std over seeds, multiples of
-    the floor), and one table per benchmark CSV."""
+    the floor), the divergence of every run and sampler setting (non-finite samples, SWD above 10 times the floor),
+    and one table per benchmark CSV."""
     input:
         metrics=setting_paths("results/metrics/{dataset}/{model}/{seed}/{setting}.csv"),
         floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
@@ -53,7 +54,8 @@ rule bench:
 
 
 rule figures:
-    """DDPM baselines, one dataset: samples over data, loss curves and SWD vs NFE (PDF for the paper, PNG for the
+    """DDPM baselines, one dataset: samples over data, loss curves and the primary metric (HQ % on mixtures, SWD
+    elsewhere) vs NFE, with the sampler floor's metrics when the config names one (PDF for the paper, PNG for the
     report)."""
     input:
         unpack(figure_inputs),
@@ -82,8 +84,9 @@ rule figures:
 
 
 rule paper:
-    """The paper: templates in paper/ rendered from the tables, figures and other inputs of every registered study,
-    the datasets' meta.json and the runs' train.json (provenance), and compiled by latexmk."""
+    """The paper: templates in paper/ rendered from the tables, figures and other inputs of every registered study
+    (the DDPM study's: the test likelihoods of the main table's models and the mixtures' true NLL), the datasets'
+    meta.json and the runs' train.json (provenance), and compiled by latexmk."""
     input:
         templates=PAPER_TEMPLATES,
         tables=PAPER_FILES["tables"],

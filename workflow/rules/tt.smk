@@ -4,13 +4,15 @@
 
 rule tt_tables:
     """Per-run records, targets and the comparison, rank-grid, isolation, variants and convergence tables of the TT
-    experiments (the tensor-train study's; each run's spec comes from the config)."""
+    experiments (the tensor-train study's; each run's spec comes from the config; the test NLLs of the runs on TT
+    datasets, where the config has a likelihood block, for the targets and the comparison)."""
     input:
         runs=run_paths("results/runs/{dataset}/{model}/{seed}/train.json"),
         losses=run_paths("results/runs/{dataset}/{model}/{seed}/loss.csv"),
         metrics="results/tables/metrics.csv",
         floors=expand("results/metrics/{dataset}/floor.csv", dataset=DATASETS),
         meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        likelihood=tt_study.likelihood_files(config),
     output:
         TT["tt-tables"],
     params:
@@ -22,8 +24,8 @@ rule tt_tables:
         "logs/tt_tables.log",
     shell:
         "ttdm tt-tables --spec {params.spec:q} --runs {input.runs:q} --losses {input.losses:q}"
-        " --metrics {input.metrics:q} --floors {input.floors:q} --meta {input.meta:q} --out {params.out:q}"
-        " > {log:q} 2>&1"
+        " --metrics {input.metrics:q} --floors {input.floors:q} --meta {input.meta:q}"
+        " --likelihood {input.likelihood:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule tt_figures:

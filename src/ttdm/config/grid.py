@@ -22,7 +22,12 @@ def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     errors: list[str] = []
     models = dict(config["models"])
     grid = []
+    configured = [f"{name}_{steps}" for name, s in config["sampling"]["samplers"].items() for steps in s["steps"]]
     for b, block in enumerate(config["grid"]):
+        for setting in block.get("settings", []):
+            if setting not in configured:
+                errors.append(f"grid.{b}.settings: {setting!r} is not a configured sampler setting; configured: "
+                              f"{', '.join(configured)}")
         if not ({"optimizers", "sweep", "tag"} & set(block)):
             grid.append(block)
             continue
@@ -51,9 +56,13 @@ def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                     plain = {"datasets": block["datasets"], "models": [full], "variant": variant}
                     if training:
                         plain["training"] = training
-                    if "seeds" in block:
-                        plain["seeds"] = block["seeds"]
+                    for key in ("seeds", "settings"):
+                        if key in block:
+                            plain[key] = block[key]
                     grid.append(plain)
+    budget_blocks, budget_errors = _budget_blocks(config, models, grid)
+    errors += budget_errors
+    grid += budget_blocks
     land = config.get("landscape")
     if land:
         trained = {(d, m, s) for blk in grid for d in blk["datasets"] for m in blk["models"]
@@ -68,6 +77,40 @@ def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return {**config, "models": models, "grid": grid}, errors
 
 
+
+
+def budget_name(model: str, steps: int) -> str:
+    """The generated model of the training-budget study: ``model`` trained for ``steps`` steps."""
+    return f"{model}-steps{int(steps)}-budget"
+
+
+def _budget_blocks(config: dict[str, Any], models: dict[str, Any],
+                   grid: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Grid blocks of the ``budget`` study: for every listed (dataset, model) of the grid and budget N, the model
+    NAME-stepsN-budget, trained like the grid's run but for N steps, sampled with the main setting only."""
+    from ttdm.config.specs import main_setting
+
+    study = config.get("budget")
+    if not study:
+        return [], []
+    blocks, errors = [], []
+    expanded = {**config, "grid": grid}
+    for dataset in study["datasets"]:
+        for model in study["models"]:
+            try:
+                base = block_for(expanded, dataset, model)
+            except KeyError:
+                errors.append(f"budget: model {model!r} is not trained on dataset {dataset!r} by the grid; the "
+                              f"budget study retrains runs of the grid")
+                continue
+            for steps in study["steps"]:
+                name = budget_name(model, steps)
+                models[name] = config["models"][model]
+                variant = {"base": model, "optimizer": None, "sweep": {}, "tag": "budget", "budget_steps": steps}
+                blocks.append({"datasets": [dataset], "models": [name], "variant": variant,
+                               "training": {**(base.get("training") or {}), "steps": int(steps)},
+                               "settings": [main_setting(config)], "seeds": list(study.get("seeds") or [0])})
+    return blocks, errors
 
 
 def runs(config: dict[str, Any]) -> Iterator[tuple[str, str, int]]:

@@ -7,6 +7,10 @@ an error names the key the user wrote.  After the grid is expanded:
 
 - a run's ``needs`` (e.g. ``init: mlp``) must name a model trained on the same dataset with the same seed, without
   cycles; the needed run is trained first and its spec hash enters the needing run's spec;
+- a run's method must accept its model's arch (``Method.archs``), a model's arch its method (a model class's
+  ``methods``: ``mixture_eps`` is the ``analytic`` method's) and its dataset (``Method.dataset_error``: the sampler
+  floor needs a Gaussian mixture); ``paper.sampler_floor``, when the grid trains it, must be a model whose runs
+  have nothing to train;
 - a sampler setting applies to a run when the run's method provides the sampler's protocol (and, when the sampler
   lists ``methods``, the method is listed); a listed method that cannot use the sampler (ddpm_1000 on a model with
   its own 4-step chain, DDIM on a one-step model) is refused, naming ``sampling.samplers.NAME``.
@@ -21,7 +25,7 @@ from typing import Any
 from ttdm.config.grid import block_for, runs, training_for
 from ttdm.options import check_options, option_errors
 
-LOOP_KEYS = ("method", "steps", "ema_decay", "checkpoint_every", "log_every")
+LOOP_KEYS = ("method", "steps", "ema_decay", "lr_schedule", "warmup", "checkpoint_every", "log_every")
 
 
 def _method(name: str) -> Any:
@@ -34,6 +38,16 @@ def _options_part(training: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (training or {}).items() if k not in LOOP_KEYS}
 
 
+def run_training(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
+    """The run's training keys: the global ones overridden by its grid block's (:func:`training_for`), less the global
+    method options that the run's method does not declare (a block that switches to ``analytic`` does not inherit
+    the global ``lr``); the loop's keys always carry over.  For methods with the same options nothing is left out."""
+    training = training_for(config, dataset, model)
+    block = block_for(config, dataset, model).get("training") or {}
+    declared = {f.name for f in dataclasses.fields(_method(training["method"]).Options)}
+    return {k: v for k, v in training.items() if k in LOOP_KEYS or k in declared or k in block}
+
+
 def method_options(training: dict[str, Any]) -> Any:
     """The options instance of a run's merged ``training`` (defaults filled in)."""
     cls = _method(training["method"])
@@ -42,9 +56,12 @@ def method_options(training: dict[str, Any]) -> Any:
 
 def resolved_training(config: dict[str, Any], dataset: str, model: str) -> dict[str, Any]:
     """The run's loop keys and its method's options with every default filled in (what its spec records)."""
-    training = training_for(config, dataset, model)
+    training = run_training(config, dataset, model)
     options = dataclasses.asdict(method_options(training))
-    return {**{k: training[k] for k in LOOP_KEYS if k in training}, **options}
+    loop = {k: training[k] for k in LOOP_KEYS if k in training}
+    if not _method(training["method"]).trains:
+        loop["steps"] = 0  # nothing to train: the loop writes the run's outputs at once
+    return {**loop, **options}
 
 
 def source_errors(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None = None) -> list[str]:
@@ -73,7 +90,7 @@ def source_errors(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None 
 
 def needs_of(config: dict[str, Any], dataset: str, model: str) -> dict[str, str]:
     """{role: model} of the runs that the run (dataset, model, any seed) needs."""
-    training = training_for(config, dataset, model)
+    training = run_training(config, dataset, model)
     return _method(training["method"]).needs(method_options(training))
 
 
@@ -111,7 +128,7 @@ def sampler_problem(config: dict[str, Any], dataset: str, model: str, name: str,
     from ttdm.config.specs import run_spec
 
     sampler = config["sampling"]["samplers"][name]
-    training = training_for(config, dataset, model)
+    training = run_training(config, dataset, model)
     cls = _method(training["method"])
     return cls.sampler_error(method_options(training), _protocol(sampler["kind"]), steps,
                              run_spec(config, dataset, model, 0))
@@ -139,12 +156,15 @@ class _Frozen:
 def _settings_cached(frozen: _Frozen, dataset: str, model: str) -> tuple[tuple[str, int], ...]:
     config = frozen.config
     method = training_for(config, dataset, model)["method"]
+    chosen = block_for(config, dataset, model).get("settings")  # a block may name its settings
     out = []
     for name, sampler in config["sampling"]["samplers"].items():
         listed = sampler.get("methods")
         if listed is not None and method not in listed:
             continue
         for steps in sampler["steps"]:
+            if chosen is not None and f"{name}_{steps}" not in chosen:
+                continue
             if listed is not None or sampler_problem(config, dataset, model, name, steps) is None:
                 out.append((name, int(steps)))
     return tuple(out)
@@ -191,8 +211,67 @@ def method_errors(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None 
         return errors
     for dataset, model, _ in runs(config):
         try:
-            method_options(training_for(config, dataset, model))
+            method_options(run_training(config, dataset, model))
         except ValueError as err:  # a combination of sources that no single source shows
             block = block_for(config, dataset, model)
             errors.append(f"grid (run {model!r} on {dataset!r}, block {block.get('datasets')}): {err}")
-    return list(dict.fromkeys(errors)) or _needs_errors(config) or _sampler_errors(config)
+    return (list(dict.fromkeys(errors)) or _run_errors(config, raw_grid) or _needs_errors(config)
+            or _sampler_errors(config))
+
+
+def _block_name(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None, dataset: str, model: str) -> str:
+    """``grid.N`` of the block as written that trains (dataset, model), else its datasets (a generated block)."""
+    block = block_for(config, dataset, model)
+    for b, raw in enumerate(raw_grid or []):
+        if raw is block or raw == block:
+            return f"grid.{b}"
+    return f"grid (block {block.get('datasets')})"
+
+
+def _run_errors(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None = None) -> list[str]:
+    """Each run's method against its model's arch and its dataset; ``paper.sampler_floor`` against the methods."""
+    from ttdm.models import MODELS
+
+    errors: list[str] = []
+    accepted: dict[tuple[str, str], str | None] = {}
+
+    def dataset_error(cls: Any, options: Any, name: str) -> str | None:
+        key = (cls.__name__, name)
+        if key not in accepted:
+            accepted[key] = cls.dataset_error(options, name, config["datasets"][name])
+        return accepted[key]
+
+    methods: dict[str, set[str]] = {}
+    for dataset, model in dict.fromkeys((d, m) for d, m, _ in runs(config)):
+        training = run_training(config, dataset, model)
+        name = training["method"]
+        methods.setdefault(model, set()).add(name)
+        cls, options = _method(name), method_options(training)
+        arch = config["models"][model]["arch"]
+        where = _block_name(config, raw_grid, dataset, model)
+        if cls.archs is not None and arch not in cls.archs:
+            errors.append(f"{where}: method {name!r} cannot train model {model!r} (arch {arch!r}); allowed archs: "
+                          f"{', '.join(cls.archs)}")
+        only = getattr(MODELS.get(arch), "methods", None)
+        if only is not None and name not in only:
+            errors.append(f"{where}: model {model!r} (arch {arch!r}) is trained by method {', '.join(only)} only, "
+                          f"not {name!r}; set the block's training: {{method: {only[0]}}}")
+        problem = dataset_error(cls, options, dataset)
+        if problem:
+            allowed = [d for d in config["datasets"] if dataset_error(cls, options, d) is None]
+            errors.append(f"{where}: method {name!r} cannot train model {model!r} on dataset {dataset!r}: {problem}; "
+                          f"allowed datasets: {', '.join(allowed) or '(none defined)'}")
+    floor = (config.get("paper") or {}).get("sampler_floor")
+    if floor is not None and floor in methods:  # a floor the grid does not train labels nothing (a smaller config)
+        if any(_method(m).trains for m in methods[floor]):
+            untrained = sorted(m for m in _all_methods() if not _method(m).trains)
+            errors.append(f"paper.sampler_floor: model {floor!r} is trained (method "
+                          f"{', '.join(sorted(methods[floor]))}); the sampler floor is a model of a method with "
+                          f"nothing to train: {', '.join(untrained)}")
+    return list(dict.fromkeys(errors))
+
+
+def _all_methods() -> list[str]:
+    from ttdm.methods import METHODS
+
+    return METHODS.names()

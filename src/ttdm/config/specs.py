@@ -172,13 +172,18 @@ def bench_spec(config: dict[str, Any]) -> dict[str, Any]:
 def complexity_spec(config: dict[str, Any]) -> dict[str, Any]:
     """Spec of the complexity job (``ttdm.stages.complexity``): every trained model on the first dataset it is trained
     on, with its own resolved training (optimizer, batch size, fitting-sample size, ALS engine and ridge), for FLOPs
-    per forward and per step and peak training memory of what its training runs."""
+    per forward and per step and peak training memory of what its training runs.  Models whose method has nothing to
+    train (``analytic``: the sampler floor, no parameters) are left out."""
+    from ttdm.methods import METHODS
+
     models: dict[str, Any] = {}
     for dataset, model, _ in runs(config):
         if model in models:
             continue
         model_cfg = dict(config["models"][model])
         training = resolved_training(config, dataset, model)
+        if not METHODS.get(training["method"]).trains:
+            continue
         optimizer = training.get("optimizer", "adam")
         models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset,
                          "optimizer": optimizer, "n_fit": training.get("n_fit", 20000),

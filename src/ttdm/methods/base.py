@@ -16,6 +16,10 @@ samples every run.  What differs between methods lives here, in one class per me
 ``state_dict``      the method's own state beyond parts, optimizers and the generator (an RGD step size)
 ``provides``        how its runs are sampled: ``"denoiser"`` (ε_θ on a noise schedule, for every generic
                     sampler) and/or protocols of samplers of its own (a GAN's posterior chain, one step)
+``trains``          False for a method with nothing to train (the sampler floor's exact ε*): its runs take
+                    0 steps whatever ``steps`` says, and the loop still writes every output
+``archs``,          the model archs it can train (None: any), and why it cannot train on a dataset of the
+``dataset_error``   config (the sampler floor needs a Gaussian mixture): both checked before any job starts
 ==================  ===================================================================================
 
 The loop owns the held-out validation rows (``val_fraction`` of ``train.npy``, a training key of the methods that
@@ -71,6 +75,8 @@ class Method:
     provides: ClassVar[tuple[str, ...]] = ("denoiser",)
     rng_stream: ClassVar[str] = "batches"  # names the seed of the loop's generator: spec_hash([stream, seed])
     window_mean: ClassVar[bool] = True  # log the mean loss of the last log_every steps (else the last step's)
+    trains: ClassVar[bool] = True  # False: nothing to train; its runs take 0 steps (the config sets steps to 0)
+    archs: ClassVar[tuple[str, ...] | None] = None  # the model archs it can train (None: any)
 
     def __init__(self, options: Any, ctx: Context) -> None:
         self.options = options
@@ -93,6 +99,12 @@ class Method:
         T = spec.get("schedule", {}).get("T")
         if protocol == "denoiser" and T is not None and steps > T:
             return f"{steps} steps exceed the schedule's T = {T}"
+        return None
+
+    @classmethod
+    def dataset_error(cls, options: Any, name: str, entry: dict[str, Any]) -> str | None:
+        """Why this method cannot train on the config's dataset ``name`` (``entry``: its kind, options and split
+        sizes), or None.  The default accepts every dataset."""
         return None
 
     # ---- training --------------------------------------------------------------------------------------------

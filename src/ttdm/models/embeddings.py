@@ -58,6 +58,36 @@ class TimeMLP(nn.Module):
         return self.net(timestep_embedding(t, self.time_dim))
 
 
+class FourierFeatures(nn.Module):
+    """Input Fourier features (Tancik et al. 2020): x ↦ [x, sin(ω_k x_d), cos(ω_k x_d)] for K log-spaced frequencies
+    ω_k = π · f^(k/(K−1)), k = 0..K−1 (ω_0 = π, ω_{K−1} = π f for f = ``max_freq``; K = 1 gives ω = π).
+
+    An MLP of raw low-dimensional coordinates learns high-frequency functions slowly (its spectral bias); the noise
+    predictor of a sharp mixture (25 Gaussians of std 0.018 on a 0.7-spaced grid after standardisation) is such a
+    function at small t. K = 0 is the identity.
+
+    Args:
+        dim: D, the input size.
+        n_freqs: K ≥ 0.
+        max_freq: f ≥ 1, the ratio of the largest to the smallest frequency.
+    Shapes: x: (B, D) -> (B, D (1 + 2K)) = (B, ``out_dim``).
+    """
+
+    def __init__(self, dim: int, n_freqs: int, max_freq: float = 16.0) -> None:
+        super().__init__()
+        if n_freqs < 0 or max_freq < 1:
+            raise ValueError(f"need n_freqs ≥ 0 and max_freq ≥ 1, got {n_freqs}, {max_freq}")
+        exponents = torch.arange(n_freqs, dtype=torch.float64) / max(n_freqs - 1, 1)
+        self.register_buffer("freqs", (math.pi * max_freq**exponents).float(), persistent=False)  # (K,)
+        self.out_dim = dim * (1 + 2 * n_freqs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not len(self.freqs):
+            return x
+        angles = (x[:, :, None] * self.freqs.to(x.dtype)).flatten(1)  # (B, D K)
+        return torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1)
+
+
 def broadcast_time(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Times as a (B,) tensor of x's dtype: a scalar or (1,) t is broadcast to the batch of x: (B, D)."""
     return t.to(device=x.device, dtype=x.dtype).reshape(-1).expand(x.shape[0])

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
-from ttdm.models.embeddings import PRIORS, GaussianPrior, TimeMLP, broadcast_time
+from ttdm.models.embeddings import PRIORS, FourierFeatures, GaussianPrior, TimeMLP, broadcast_time
 from ttdm.options import check_options, option
 
 
@@ -17,6 +17,9 @@ class ResNetConfig:
     hidden: int = option(128, "width of the residual stream", min=1)
     blocks: int = option(2, "number of residual blocks", min=1)
     time_dim: int = option(32, "size of the sinusoidal time embedding", min=2)
+    fourier: int = option(0, "input Fourier features: K log-spaced frequencies of each coordinate, π to π·fourier_max "
+                             "(Tancik et al. 2020); 0: raw coordinates", min=0)
+    fourier_max: float = option(16.0, "ratio of the largest to the smallest input frequency", min=1)
     prior: str = option("none", "gaussian: ε_θ = σ_t x + network (the network fits the deviation from N(0, I) data); "
                                 "none: ε_θ = network", choices=PRIORS)
 
@@ -37,7 +40,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet(GaussianPrior, nn.Module):
-    """ε_θ(x, t) = W_out LayerNorm(h_K), h_0 = W_in x, h_k = Block_k(h_{k-1}, SiLU(TimeMLP(t))) (+ σ_t x with
+    """ε_θ(x, t) = W_out LayerNorm(h_K), h_0 = W_in φ(x) (φ: input Fourier features, the identity with ``fourier: 0``), h_k = Block_k(h_{k-1}, SiLU(TimeMLP(t))) (+ σ_t x with
     ``prior: gaussian``, :class:`ttdm.models.embeddings.GaussianPrior`).
 
     Shapes: x: (B, D), t: (B,) -> (B, D).
@@ -46,14 +49,15 @@ class ResNet(GaussianPrior, nn.Module):
     def __init__(self, dim: int, cfg: ResNetConfig) -> None:
         super().__init__()
         self.time = nn.Sequential(TimeMLP(cfg.time_dim, cfg.hidden), nn.SiLU())
-        self.inp = nn.Linear(dim, cfg.hidden)
+        self.features = FourierFeatures(dim, cfg.fourier, cfg.fourier_max)
+        self.inp = nn.Linear(self.features.out_dim, cfg.hidden)
         self.blocks = nn.ModuleList(ResidualBlock(cfg.hidden) for _ in range(cfg.blocks))
         self.out = nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, dim))
         self.init_prior(cfg.prior)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         tau = self.time(broadcast_time(x, t))  # (B, H)
-        h = self.inp(x)  # (B, H)
+        h = self.inp(self.features(x))  # (B, H)
         for block in self.blocks:
             h = block(h, tau)
         return self.add_prior(x, t, self.out(h))  # (B, D)
@@ -62,5 +66,5 @@ class ResNet(GaussianPrior, nn.Module):
 @MODELS.register("resnet", options=ResNetConfig)
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: object) -> ResNet:
     """A :class:`ResNet` for D = ``dim`` (``image_shape`` unused); hparams hidden (128), blocks (2), time_dim (32),
-    prior (none)."""
+    fourier (0), fourier_max (16), prior (none)."""
     return ResNet(dim, check_options(ResNetConfig, hparams, "resnet"))

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ttdm.report import overview
-from ttdm.report.claims import tt, words
+from ttdm.report.claims import PRIMARY, SENTENCE_LABELS, tt, words
 from ttdm.report.files import PaperFiles
 from ttdm.report.provenance import collect_provenance
 from ttdm.report.tables import booktabs, constant_note, tex_escape
@@ -26,6 +26,10 @@ METRIC_TEXT = {
           "\\citep{flamary2021pot}",
     "modes": "for Gaussian mixtures, the number of modes covered and the percentage of high-quality (HQ) samples, "
              "those within three standard deviations of their nearest mode \\citep{srivastava2017veegan}",
+    "prdc": "precision, recall, density and coverage from $k$-nearest-neighbour balls around the samples and the "
+            "test points (higher is better; \\citealp{naeem2020prdc})",
+    "logdensity": "for Gaussian mixtures, the mean true log-density of the samples in nats per dimension (higher "
+                  "is sharper; the data floor's value estimates the negative entropy per dimension)",
 }
 HPARAM_SYMBOLS = {"T": "$T$", "beta_start": "$\\beta_1$", "beta_end": "$\\beta_T$", "s": "$s$", "eta": "$\\eta$",
                   "batch_size": "batch size", "lr": "learning rate", "ema_decay": "EMA decay",
@@ -95,7 +99,30 @@ def setup_context(config: dict[str, Any], files: PaperFiles, training: pd.DataFr
         "metrics": [METRIC_TEXT.get(m, tt(m)) for m in config.get("metrics", {})],
         "counts": overview.counts(config), "grid_table": overview.grid_table(config),
         "runs_table": overview.runs_table(config), "max_dim": max(dims) if dims else None,
+        "likelihood": likelihood_text(config.get("likelihood")),
+        "sampler_floor": sampler_floor_name(config),
+        "primary": {kind: {level: SENTENCE_LABELS.get(m, m) for level, m in entry.items()}
+                    for kind, entry in PRIMARY.items()},
     }
+
+
+def likelihood_text(spec: dict[str, Any] | None) -> str | None:
+    """How the test NLL is computed, from the config's ``likelihood`` block (None without one)."""
+    if not spec:
+        return None
+    solver = tex_escape(spec.get("solver", "rk4"))
+    steps = spec.get("steps")
+    text = f"the {solver} solver" + (f" with ${steps}$ steps" if steps and solver != "dopri5" else "")
+    n = spec.get("n_max")
+    return text + (f" on at most ${n}$ test points" if n else "")
+
+
+def sampler_floor_name(config: dict[str, Any]) -> str | None:
+    """The sampler floor model (``paper.sampler_floor``, when the grid trains it), typeset; None otherwise."""
+    from ttdm.report.studies.ddpm import sampler_floor
+
+    name = sampler_floor(config) if "grid" in config and "seeds" in config else None  # a partial config: none
+    return tt(name) if name else None
 
 
 def build_context(files: PaperFiles, config: dict[str, Any], *, repo: str | None = None) -> dict[str, Any]:

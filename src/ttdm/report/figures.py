@@ -1,4 +1,4 @@
-"""Figures from result files: model samples over the data, training-loss curves, and a metric against NFE.
+"""Figures from result files: model samples over the data, training-loss curves, and the primary metric against NFE.
 
 Every figure is saved as ``{dataset}_{kind}.pdf`` (for the paper) and ``.png`` (for ``snakemake --report``), with
 fixed sizes, fonts and metadata so that the same inputs give the same files. :func:`write_figures` draws the kinds it
@@ -135,27 +135,45 @@ def plot_loss(losses: dict[str, list[pd.DataFrame]], title: str) -> plt.Figure:
     return fig
 
 
-def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: str = "swd") -> plt.Figure:
+NFE_LABELS = {"swd": "SWD", "hq_percent": "HQ samples (%)"}  # y-axis of the NFE figure, by primary metric
+
+
+def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: str = "swd",
+             sampler_floor: str | None = None) -> plt.Figure:
     """``metric`` (mean ± std over seeds) against the number of network evaluations for every model and sampler,
-    log-log, with the data floor as a dashed line. metrics: long format (model, sampler, seed, nfe, metric, value)."""
+    with the data floor as a dashed line; log-log for a distance, a linear y-axis for a percentage. The model named
+    ``sampler_floor`` (the exact noise predictor under the same samplers) is drawn as the "sampler floor" in the
+    floors' grey, dotted. metrics: long format (model, sampler, seed, nfe, metric, value)."""
     sub = metrics[metrics["metric"] == metric]
     stats = sub.groupby(["model", "sampler", "nfe"])["value"].agg(["mean", "std"]).reset_index()
+    stats = stats[stats["mean"].notna()]
+    log_y = metric not in ("hq_percent",) and bool((stats["mean"] > 0).all())
     fig, ax = plt.subplots(figsize=CURVE_IN)
     lines = dict(zip(sorted(stats["sampler"].unique()), ("-", "--", ":", "-.")))
-    for model in sorted(stats["model"].unique()):
-        st = style.style_of(model)
+    models = sorted(m for m in stats["model"].unique() if m != sampler_floor)
+    for model in models + ([sampler_floor] if sampler_floor in set(stats["model"]) else []):
+        is_floor = model == sampler_floor
+        st = {"color": style.SAMPLER_FLOOR["color"], "marker": "x"} if is_floor else style.style_of(model)
+        name = "sampler floor" if is_floor else model
         for k, (sampler, ls) in enumerate(lines.items()):
             s = stats[(stats["model"] == model) & (stats["sampler"] == sampler)].sort_values("nfe")
-            if len(s):  # the mean, and ± one std as a band (error bars on a log axis can cross zero)
-                ax.plot(s["nfe"], s["mean"], color=st["color"], marker=st["marker"], ms=3, lw=1, ls=ls,
-                        mfc=st["color"] if k == 0 else "white", label=f"{model}, {sampler}")
-                lo = (s["mean"] - s["std"].fillna(0.0)).clip(lower=s["mean"] / 3)
-                ax.fill_between(s["nfe"], lo, s["mean"] + s["std"].fillna(0.0), color=st["color"], alpha=0.15, lw=0)
-    if floor is not None and floor > 0:
+            if not len(s):
+                continue
+            ax.plot(s["nfe"], s["mean"], color=st["color"], marker=st["marker"], ms=3,
+                    lw=style.SAMPLER_FLOOR["lw"] if is_floor else 1, ls=style.SAMPLER_FLOOR["ls"] if is_floor else ls,
+                    mfc=st["color"] if k == 0 else "white", label=f"{name}, {sampler}")
+            if not is_floor:  # the mean, and ± one std as a band (error bars on a log axis can cross zero)
+                spread = s["std"].fillna(0.0)
+                lo = (s["mean"] - spread).clip(lower=s["mean"] / 3) if log_y else s["mean"] - spread
+                ax.fill_between(s["nfe"], lo, s["mean"] + spread, color=st["color"], alpha=0.15, lw=0)
+    if floor is not None and np.isfinite(floor) and (floor > 0 or not log_y):
         ax.axhline(floor, label="data floor", **style.FLOOR)
-    style.log_axes(ax, "x", "y")
+    if log_y:
+        style.log_axes(ax, "x", "y")
+    else:
+        style.log_axes(ax, "x")
     ax.set_xlabel("network evaluations (NFE)")
-    ax.set_ylabel(metric.upper())
+    ax.set_ylabel(NFE_LABELS.get(metric, metric))
     ax.set_title(title)
     fig.tight_layout()
     ax.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below; kept by bbox "tight"
@@ -189,17 +207,22 @@ def write_figures(
     test: PathLike | None = None,
     meta: PathLike | None = None,
     main: str | None = None,
+    sampler_floor: str | None = None,
 ) -> list[Path]:
     """Draw the figures ``{dataset}_{kind}`` of ``kinds`` from the given files only; returns the paths (PDF, PNG).
 
     - samples: first seed of every model (:func:`first_seed_samples` of the samples files), over ``test`` (test.npy),
       viewed with ``meta`` (meta.json);
     - loss: loss.csv files of the runs (runs/{dataset}/{model}/{seed}/loss.csv), mean ± std over seeds per model;
-    - nfe: SWD against NFE from the per-setting metrics CSVs, with the SWD of ``floor`` (floor.csv) dashed.
+    - nfe: the dataset's sampler-level primary metric (:func:`ttdm.report.claims.primary_metric`: HQ % on mixtures,
+      SWD elsewhere) against NFE from the per-setting metrics CSVs, with its value for ``floor`` (floor.csv) dashed;
+      the metrics of the model named ``sampler_floor`` (if given) are drawn as the sampler floor.
 
-    A kind whose files are missing (or whose metrics hold no SWD) is a ValueError naming the figure: a declared
-    figure is never skipped.
+    A kind whose files are missing (or whose metrics hold neither SWD nor HQ %) is a ValueError naming the figure: a
+    declared figure is never skipped.
     """
+    from ttdm.report.claims import primary_metric
+
     out, kinds = Path(out_dir), list(kinds)
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
@@ -233,9 +256,13 @@ def write_figures(
         if "nfe" in kinds:
             files = sorted(map(Path, metrics))
             table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else None
-            need("nfe", table is not None and bool((table["metric"] == "swd").any()), "no SWD in the metrics given")
+            need("nfe", table is not None and bool(table["metric"].isin(["swd", "hq_percent"]).any()),
+                 "no SWD or HQ % in the metrics given")
+            metric = primary_metric(table["metric"].unique())
             floors = pd.read_csv(floor) if floor is not None else pd.DataFrame(columns=["metric", "value"])
-            swd_floor = floors.loc[floors["metric"] == "swd", "value"]
-            level = float(swd_floor.iloc[0]) if len(swd_floor) else None
-            written += save_figure(plot_nfe(table, level, f"{dataset}: SWD vs NFE"), out, f"{dataset}_nfe")
+            at_floor = floors.loc[floors["metric"] == metric, "value"]
+            level = float(at_floor.iloc[0]) if len(at_floor) else None
+            label = NFE_LABELS.get(metric, metric).split(" (")[0]
+            written += save_figure(plot_nfe(table, level, f"{dataset}: {label} vs NFE", metric=metric,
+                                            sampler_floor=sampler_floor), out, f"{dataset}_nfe")
     return written

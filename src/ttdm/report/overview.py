@@ -41,11 +41,13 @@ def grid_models(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def counts(config: dict[str, Any]) -> dict[str, int]:
-    """networks: trained models that are not TTs and not variants; tt_models: trained TT models (every
-    rank/basis/optimizer variant); variants: other variants of networks (e.g. fitted to ε*); runs; datasets."""
+    """networks: trained models that are not TTs, variants or the sampler floor (``paper.sampler_floor``); tt_models:
+    trained TT models (every rank/basis/optimizer variant); variants: other variants of networks (e.g. fitted to ε*);
+    runs; datasets."""
     models = grid_models(config)
     runs = sum(len(m["datasets"]) * len(m["seeds"]) for m in models)
-    nets = [m for m in models if m["arch"] != "tt" and m["name"] == m["base"]]
+    floor = (config.get("paper") or {}).get("sampler_floor")  # the exact ε*: nothing learned, not a network
+    nets = [m for m in models if m["arch"] != "tt" and m["name"] == m["base"] and m["name"] != floor]
     return {"networks": len(nets), "tt_models": sum(m["arch"] == "tt" for m in models),
             "network_variants": sum(m["arch"] != "tt" and m["name"] != m["base"] for m in models), "runs": runs,
             "datasets": len({d for m in models for d in m["datasets"]}),

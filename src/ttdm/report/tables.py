@@ -23,14 +23,19 @@ SIG = 3
 DISTANCE_METRICS = ("swd", "mmd", "energy", "w2")
 MODE_METRICS = ("modes_covered", "hq_percent")
 METRIC_LABELS = {"swd": "SWD", "mmd": "MMD$^2$", "energy": "Energy", "w2": "$W_2$", "modes_covered": "Modes",
-                 "hq_percent": "HQ (\\%)"}
+                 "hq_percent": "HQ (\\%)", "nll": "NLL (nats/dim)", "precision": "Prec.", "recall": "Rec.",
+                 "density": "Dens.", "coverage": "Cov.", "sample_logp": "$\\log p$ (nats/dim)",
+                 "nonfinite_fraction": "Non-finite (\\%)", "mode_kl": "Mode KL"}
+# the per-run appendix tables: test NLL, SWD, precision/recall/density/coverage, sample log-density, non-finite share
+RUN_METRICS = ("nll", "swd", "precision", "recall", "density", "coverage", "sample_logp", "nonfinite_fraction")
+EXPLODING = 10.0  # a run "explodes" at a setting when its SWD exceeds this multiple of the data floor's SWD
+RUN_ROWS = 40  # rows per per-run table (a new table starts at a dataset boundary)
 KEYS = ["dataset", "model", "sampler", "steps", "nfe", "metric"]
 METRIC_COLUMNS = ["dataset", "model", "seed", "sampler", "steps", "nfe", "metric", "value"]
 FLOOR_COLUMNS = ["dataset", "metric", "value"]
 _TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 PathLike = str | os.PathLike
-PRIMARY = "swd"  # the metric that picks the best model of a dataset (bold in the main table)
 # benchmark columns: human headers with units; other columns get their name with spaces (n_fit -> N fit)
 COLUMN_LABELS = {"model": "Model", "dataset": "Dataset", "arch": "Architecture", "optimizer": "Optimizer",
                  "rank": "Rank", "degree": "Degree", "layout": "Layout", "n_params": "Parameters", "dim": "$D$",
@@ -101,16 +106,27 @@ def bold_cell(cell: str) -> str:
     return f"{{\\boldmath {cell}}}" if cell and cell != "--" else cell
 
 
-def separated_best(stats: pd.DataFrame) -> str | None:
-    """The index of the row of ``stats`` (columns mean, std; lower is better) whose mean plus its std lies below
-    every other row's mean minus its std; None when the spread does not separate the best (or one row only)."""
+def separated_best(stats: pd.DataFrame, *, higher_is_better: bool = False) -> str | None:
+    """The index of the best row of ``stats`` (columns mean, std and n_seeds, or se; lowest mean first, highest with
+    ``higher_is_better``) when the spread rule (:func:`ttdm.report.claims.separated`) separates it from every other
+    row; None otherwise (or for one row).
+
+    The standard error of a row is its ``se`` column, else std / √n_seeds; without either, its std is taken as the
+    standard error (stricter). A row without a spread (one seed: NaN) is never separated.
+    """
+    from ttdm.report.claims import separated
+
     stats = stats.dropna(subset=["mean"])
     if len(stats) < 2:
         return None
-    spread = stats["std"].fillna(0.0)
-    best = stats["mean"].idxmin()
-    others = stats.drop(index=best)
-    ok = bool((stats.at[best, "mean"] + spread[best] < (others["mean"] - spread[others.index])).all())
+    if "se" in stats.columns:
+        se = stats["se"].astype(float)
+    elif "n_seeds" in stats.columns:
+        se = stats["std"].astype(float) / np.sqrt(stats["n_seeds"].astype(float))
+    else:
+        se = stats["std"].astype(float)
+    best = stats["mean"].idxmax() if higher_is_better else stats["mean"].idxmin()
+    ok = all(separated(stats.at[best, "mean"], se[best], stats.at[o, "mean"], se[o]) for o in stats.index if o != best)
     return best if ok else None
 
 
@@ -209,56 +225,258 @@ def main_setting(summary: pd.DataFrame, main: str | None = None) -> tuple[str, i
     return sampler, int(steps)
 
 
-def main_table(summary: pd.DataFrame, *, main: str | None = None, sig: int = SIG) -> tuple[pd.DataFrame, str]:
-    """The main results table: rows dataset × model at the main setting, columns the distance metrics as
-    "mean ± std (×floor)" and, where some dataset has them, modes covered (of the total) and HQ %.
+def _model_order(models: Iterable[str], sampler_floor: str | None) -> list[str]:
+    """Models in the given order with the sampler floor moved last."""
+    models = list(dict.fromkeys(models))
+    return [m for m in models if m != sampler_floor] + [m for m in models if m == sampler_floor]
+
+
+def main_table(summary: pd.DataFrame, *, main: str | None = None, sig: int = SIG, sampler_floor: str | None = None,
+               diverged: Iterable[tuple[str, str]] = (), floor_rows: bool = True) -> tuple[pd.DataFrame, str]:
+    """The main results table: rows dataset × model at the main setting, columns the test NLL (rows of metric "nll",
+    :func:`add_likelihood`), the distance metrics as "mean ± std (×floor)" and, where some dataset has them, modes
+    covered (of the total) and HQ %.
+
+    Per dataset, the model that the dataset's model-level primary metric (:func:`ttdm.report.claims.model_primaries`:
+    NLL where two models have one, else HQ % on mixtures and SWD elsewhere) ranks first is bold where the spread rule
+    separates it from every other (:func:`separated_best`). ``sampler_floor`` names the sampler floor model: its row
+    comes last, reads "sampler floor" and never ranks. With ``floor_rows``, a mixture dataset (one with HQ %) gets a
+    "data floor" row: the metrics of held-out true samples against the test set, and the true NLL. A model with a
+    diverged run (``diverged``: (dataset, model) pairs, :func:`divergence`) is marked with a dagger.
 
     Returns (display frame of the printed strings, LaTeX tabular). Metrics absent everywhere get no column.
     """
+    from ttdm.report.claims import DATA_FLOOR_LABEL, SAMPLER_FLOOR_LABEL, dataset_kind, higher_is_better, \
+        model_primaries
+
     sampler, steps = main_setting(summary, main)
     sub = summary[(summary["sampler"] == sampler) & (summary["steps"] == steps)]
     stats = sub.set_index(["dataset", "model", "metric"])
     present = set(sub["metric"])
+    lead = [m for m in ("nll",) if m in present]
     dist = [m for m in DISTANCE_METRICS if m in present]
     modes = [m for m in MODE_METRICS if m in present]
+    columns = lead + dist + modes
+    floors = sub.dropna(subset=["floor"]).groupby(["dataset", "metric"])["floor"].first()
+    exclude = [sampler_floor] if sampler_floor else []
+    best = {}
+    for ds, metric in model_primaries(sub, sampler, steps, exclude=exclude).items():
+        rows = sub[(sub["dataset"] == ds) & (sub["metric"] == metric) & ~sub["model"].isin(exclude)]
+        best[ds] = (separated_best(rows.set_index("model")[["mean", "std", "n_seeds"]],
+                                   higher_is_better=higher_is_better(metric)), metric)
+    bad = set(map(tuple, diverged))
     records, rows, groups = [], [], []
-    primary = sub[sub["metric"] == PRIMARY].set_index(["dataset", "model"])[["mean", "std"]]
-    best = {ds: separated_best(primary.xs(ds, level="dataset")) for ds in primary.index.get_level_values(0).unique()}
-    for i, (dataset, model) in enumerate(sub[["dataset", "model"]].drop_duplicates().itertuples(index=False)):
-        if i == 0 or dataset != records[-1]["dataset"]:
-            groups.append(i)
-        rec = {"dataset": dataset, "model": model, "sampler": sampler, "steps": str(steps)}
-        row = [tex_escape(dataset), tex_escape(model)]
-        for m in dist + modes:
-            for col in ("mean", "std", "ratio") if m in dist else ("mean", "std"):
-                value = stats.at[(dataset, model, m), col] if (dataset, model, m) in stats.index else None
-                if m == "modes_covered" and col == "mean" and value is not None and float(value).is_integer():
-                    rec[f"{m}_{col}"] = str(int(value))  # a count: 8, not 8.00
-                elif m == "modes_covered" and col == "std" and value == 0:
-                    rec[f"{m}_{col}"] = ""  # every seed covers the same number: no spread to print
-                elif col == "std":
-                    mean = stats.at[(dataset, model, m), "mean"] if (dataset, model, m) in stats.index else None
-                    rec[f"{m}_{col}"] = fmt_spread(value, mean, sig=sig)
+    for dataset in dict.fromkeys(sub["dataset"]):
+        here = sub[sub["dataset"] == dataset]
+        entries = [(m, "sampler floor" if m == sampler_floor else "model")
+                   for m in _model_order(here["model"], sampler_floor)]
+        has_floor = any((dataset, m) in floors.index for m in columns)
+        if floor_rows and dataset_kind(here["metric"]) == "mixture" and has_floor:
+            entries.append((None, "data floor"))
+        groups.append(len(records))
+        for model, kind in entries:
+            name = {"model": model, "sampler floor": SAMPLER_FLOOR_LABEL, "data floor": DATA_FLOOR_LABEL}[kind]
+            rec = {"dataset": dataset, "model": name, "row": kind, "sampler": sampler, "steps": str(steps)}
+            label = tex_escape(model) if kind == "model" else f"\\emph{{{name}}}"
+            if kind != "data floor" and (dataset, model) in bad:
+                label += "$^\\dagger$"
+            row = [tex_escape(dataset), label]
+            for m in columns:
+                if kind == "data floor":
+                    value = floors.get((dataset, m))
+                    values = {"mean": value, "std": None, "ratio": None}
                 else:
-                    rec[f"{m}_{col}"] = fmt_number(value, sig=sig)
-            cell = pm_cell(rec[f"{m}_mean"], rec[f"{m}_std"], rec.get(f"{m}_ratio", ""))
-            if m == PRIMARY and best.get(dataset) == model:
-                cell = bold_cell(cell)
-            if m == "modes_covered":
-                total = (dataset, model, "modes_total")
-                rec["modes_total"] = str(round(stats.at[total, "mean"])) if total in stats.index else ""
-                cell += f" / ${rec['modes_total']}$" if rec["modes_total"] and rec[f"{m}_mean"] else ""
-            row.append(cell)
-        records.append(rec)
-        rows.append(row)
-    header = ["Dataset", "Model"] + [METRIC_LABELS[m] for m in dist + modes]
+                    key = (dataset, model, m)
+                    values = {c: (stats.at[key, c] if key in stats.index else None) for c in ("mean", "std", "ratio")}
+                for col in ("mean", "std", "ratio") if m in dist else ("mean", "std"):
+                    value = values[col]
+                    if m == "modes_covered" and col == "mean" and value is not None and float(value).is_integer():
+                        rec[f"{m}_{col}"] = str(int(value))  # a count: 8, not 8.00
+                    elif m == "modes_covered" and col == "std" and value == 0:
+                        rec[f"{m}_{col}"] = ""  # every seed covers the same number: no spread to print
+                    elif col == "std":
+                        rec[f"{m}_{col}"] = fmt_spread(value, values["mean"], sig=sig)
+                    else:
+                        rec[f"{m}_{col}"] = fmt_number(value, sig=sig)
+                cell = pm_cell(rec[f"{m}_mean"], rec[f"{m}_std"], rec.get(f"{m}_ratio", ""))
+                if kind == "model" and best.get(dataset, (None, None)) == (model, m):
+                    cell = bold_cell(cell)
+                if m == "modes_covered":
+                    total = (floors.get((dataset, "modes_total")) if kind == "data floor" else
+                             stats.at[(dataset, model, "modes_total"), "mean"]
+                             if (dataset, model, "modes_total") in stats.index else None)
+                    rec["modes_total"] = str(round(total)) if total is not None and np.isfinite(total) else ""
+                    cell += f" / ${rec['modes_total']}$" if rec["modes_total"] and rec[f"{m}_mean"] else ""
+                row.append(cell)
+            rec["diverged"] = "yes" if kind != "data floor" and (dataset, model) in bad else ""
+            records.append(rec)
+            rows.append(row)
+    header = ["Dataset", "Model"] + [METRIC_LABELS[m] for m in columns]
     return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="ll" + "c" * (len(header) - 2),
                                                       groups=groups)
 
 
+def run_tables(metrics: pd.DataFrame, floors: pd.DataFrame, *, main: str | None = None,
+               sampler_floor: str | None = None, diverged: Iterable[tuple[str, str, int]] = (),
+               models: Iterable[str] | None = None, datasets: Iterable[str] | None = None,
+               max_rows: int = RUN_ROWS, sig: int = SIG) -> list[tuple[pd.DataFrame, str]]:
+    """Per-run tables for the appendix: one row per run (dataset × model × seed) at the main setting with the
+    metrics of ``RUN_METRICS`` present (test NLL from rows of metric "nll", :func:`add_likelihood_runs`; SWD;
+    precision, recall, density and coverage; the sample log-density; the % of non-finite samples) and whether the
+    run diverged at any setting (``diverged``: (dataset, model, seed), :func:`divergence`); then a "data floor" row
+    per dataset with the same metrics of held-out true samples (``floors``: dataset, metric, value; the NLL's floor
+    is the true NLL). ``models`` (default all) orders and restricts the models; the sampler floor's runs come last.
+    Split into tables of at most ``max_rows`` rows at dataset boundaries; returns [(display frame, LaTeX)]."""
+    from ttdm.report.claims import DATA_FLOOR_LABEL, SAMPLER_FLOOR_LABEL
+
+    sampler, steps = main_setting(metrics.rename(columns={"value": "mean"}), main)
+    sub = metrics[(metrics["sampler"] == sampler) & (metrics["steps"] == steps)]
+    keep = list(models) if models is not None else list(dict.fromkeys(sub["model"]))
+    if sampler_floor and sampler_floor in set(sub["model"]) and sampler_floor not in keep:
+        keep.append(sampler_floor)
+    sub = sub[sub["model"].isin(keep)]
+    values = sub.groupby(["dataset", "model", "seed", "metric"])["value"].first()
+    floor = floors.groupby(["dataset", "metric"])["value"].first() if len(floors) else pd.Series(dtype=float)
+    columns = [m for m in RUN_METRICS if m in set(sub["metric"]) and sub.loc[sub["metric"] == m, "value"].notna().any()]
+    bad = set(map(tuple, diverged))
+    order = list(datasets) if datasets is not None else []
+    names = sorted(set(sub["dataset"]), key=lambda d: (order.index(d) if d in order else len(order), d))
+    blocks = []
+    for ds in names:
+        here = sub[sub["dataset"] == ds]
+        block = []
+        for model in _model_order([m for m in keep if m in set(here["model"])], sampler_floor):
+            for seed in sorted(set(here.loc[here["model"] == model, "seed"])):
+                block.append(("run", model, int(seed)))
+        if any((ds, m) in floor.index for m in columns if m != "nonfinite_fraction"):
+            block.append(("floor", None, None))
+        blocks.append((ds, block))
+    header = ["Dataset", "Model", "Seed"] + [METRIC_LABELS[m] for m in columns] + ["Diverged"]
+    chunks: list[list[tuple[str, list]]] = [[]]
+    for ds, block in blocks:
+        if chunks[-1] and sum(len(b) for _, b in chunks[-1]) + len(block) > max_rows:
+            chunks.append([])
+        chunks[-1].append((ds, block))
+    out = []
+    for chunk in chunks:
+        records, rows, groups = [], [], []
+        for ds, block in chunk:
+            groups.append(len(records))
+            for kind, model, seed in block:
+                if kind == "floor":
+                    name, label = DATA_FLOOR_LABEL, f"\\emph{{{DATA_FLOOR_LABEL}}}"
+                elif model == sampler_floor:
+                    name, label = SAMPLER_FLOOR_LABEL, f"\\emph{{{SAMPLER_FLOOR_LABEL}}}"
+                else:
+                    name, label = model, tex_escape(model)
+                rec = {"dataset": ds, "model": name, "row": "data floor" if kind == "floor" else
+                       "sampler floor" if model == sampler_floor else "model",
+                       "seed": "" if seed is None else str(seed)}
+                row = [tex_escape(ds), label, f"${seed}$" if seed is not None else "--"]
+                for m in columns:
+                    if kind == "floor":
+                        v = floor.get((ds, m)) if m != "nonfinite_fraction" else None
+                    else:
+                        v = values.get((ds, model, seed, m))
+                    v = 100.0 * v if m == "nonfinite_fraction" and v is not None else v
+                    rec[m] = fmt_number(v, sig=sig)
+                    row.append(pm_cell(rec[m]))
+                rec["diverged"] = "" if kind == "floor" else "yes" if (ds, model, seed) in bad else "no"
+                row.append(rec["diverged"] or "--")
+                records.append(rec)
+                rows.append(row)
+        if records:
+            out.append((pd.DataFrame(records, dtype=str),
+                        booktabs(header, rows, align="llr" + "c" * (len(header) - 3), groups=groups)))
+    return out
+
+
+def collect_likelihood(files: Iterable[PathLike]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The test likelihoods: (runs, floors) from results/likelihood/{dataset}/{model}/{seed}.csv (columns dataset,
+    model, seed, metric, value: nll in nats/dim, its standard error over test points, ...) and
+    results/likelihood/{dataset}/floor.csv (dataset, metric, value: the true NLL of mixtures; no rows otherwise)."""
+    runs, floors = [], []
+    for f in map(Path, files):
+        try:
+            df = pd.read_csv(f)
+        except pd.errors.EmptyDataError:
+            continue
+        (floors if f.name == "floor.csv" else runs).append(df)
+    run_cols, floor_cols = ["dataset", "model", "seed", "metric", "value"], FLOOR_COLUMNS
+    runs_df = (pd.concat(runs, ignore_index=True)[run_cols] if runs else
+               pd.DataFrame({c: pd.Series(dtype=object) for c in run_cols}))
+    floors_df = (pd.concat(floors, ignore_index=True)[floor_cols] if floors else
+                 pd.DataFrame({c: pd.Series(dtype=object) for c in floor_cols}))
+    runs_df = runs_df.astype({"dataset": str, "model": str, "seed": int, "metric": str, "value": float})
+    floors_df = floors_df.astype({"dataset": str, "metric": str, "value": float})
+    return runs_df, floors_df
+
+
+def likelihood_summary(runs: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
+    """Test NLL per dataset × model: mean, sample std (ddof = 1) and number of seeds, with the dataset's true NLL
+    as ``floor`` (NaN where unknown). Columns dataset, model, metric ("nll"), mean, std, n_seeds, floor, ratio
+    (NaN: a log-likelihood has no ratio)."""
+    nll = runs[runs["metric"] == "nll"]
+    out = nll.groupby(["dataset", "model"], sort=True)["value"].agg(mean="mean", std="std",
+                                                                     n_seeds="count").reset_index()
+    out.insert(2, "metric", "nll")
+    true = floors[floors["metric"] == "nll"].groupby("dataset")["value"].first()
+    out["floor"] = out["dataset"].map(true).astype(float)
+    out["ratio"] = np.nan
+    return out
+
+
+def add_likelihood(summary: pd.DataFrame, likelihood: pd.DataFrame, sampler: str, steps: int) -> pd.DataFrame:
+    """``summary`` with the rows of :func:`likelihood_summary` attached to the setting (sampler, steps) as metric
+    "nll", so that the main table and the claims at that setting read the NLL like any metric (the NLL itself does
+    not depend on the sampler)."""
+    if not len(likelihood):
+        return summary
+    nfe = summary.loc[(summary["sampler"] == sampler) & (summary["steps"] == steps), "nfe"]
+    rows = likelihood.assign(sampler=sampler, steps=steps, nfe=int(nfe.iloc[0]) if len(nfe) else steps)
+    return pd.concat([summary, rows[summary.columns]], ignore_index=True)
+
+
+def add_likelihood_runs(metrics: pd.DataFrame, runs: pd.DataFrame, sampler: str, steps: int) -> pd.DataFrame:
+    """Long metrics (``METRIC_COLUMNS``) with each run's test NLL attached to (sampler, steps) as metric "nll"."""
+    nll = runs[runs["metric"] == "nll"]
+    if not len(nll):
+        return metrics
+    nfe = metrics.loc[(metrics["sampler"] == sampler) & (metrics["steps"] == steps), "nfe"]
+    rows = nll.assign(sampler=sampler, steps=steps, nfe=int(nfe.iloc[0]) if len(nfe) else steps)
+    return pd.concat([metrics, rows[METRIC_COLUMNS]], ignore_index=True)
+
+
+def divergence(metrics: pd.DataFrame, floors: pd.DataFrame, *, factor: float = EXPLODING) -> pd.DataFrame:
+    """One row per run and sampler setting: ``nonfinite_fraction`` (share of samples with a NaN or ±inf entry),
+    ``swd`` and its ratio to the data floor's SWD, and the flags ``nonfinite`` (any non-finite sample),
+    ``exploding`` (SWD above ``factor`` times the floor's) and ``diverged`` (either). metrics: long format
+    (``METRIC_COLUMNS``); floors: dataset, metric, value."""
+    keys = ["dataset", "model", "seed", "sampler", "steps", "nfe"]
+    out = metrics[keys].drop_duplicates().reset_index(drop=True)
+    for m in ("nonfinite_fraction", "swd"):
+        part = metrics.loc[metrics["metric"] == m, keys + ["value"]].drop_duplicates(keys)
+        out = out.merge(part.rename(columns={"value": m}), on=keys, how="left")
+    floor = floors.loc[floors["metric"] == "swd", ["dataset", "value"]].drop_duplicates("dataset")
+    out = out.merge(floor.rename(columns={"value": "swd_floor"}), on="dataset", how="left")
+    ok = (out["swd_floor"] > 0) & out["swd"].notna()
+    out["swd_ratio"] = np.where(ok, out["swd"] / out["swd_floor"].where(ok, 1.0), np.nan)
+    out["nonfinite"] = out["nonfinite_fraction"].fillna(0.0) > 0
+    out["exploding"] = out["swd_ratio"].fillna(0.0) > factor
+    out["diverged"] = out["nonfinite"] | out["exploding"]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def diverged_runs(div: pd.DataFrame) -> set[tuple[str, str, int]]:
+    """(dataset, model, seed) of every run that :func:`divergence` flags at some setting."""
+    bad = div[div["diverged"].astype(bool)]
+    return {(str(d), str(m), int(s)) for d, m, s in zip(bad["dataset"], bad["model"], bad["seed"])}
+
+
 def nfe_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Metric vs number of function evaluations: the summary's distance metrics and time per sample, by NFE."""
-    keep = summary["metric"].isin(DISTANCE_METRICS + ("time_per_sample_s",))
+    """Metric vs number of function evaluations: the summary's distance metrics, modes covered, HQ %, the share of
+    non-finite samples and the time per sample, by NFE."""
+    keep = summary["metric"].isin(DISTANCE_METRICS + MODE_METRICS + ("nonfinite_fraction", "time_per_sample_s"))
     cols = ["dataset", "model", "sampler", "steps", "nfe", "metric", "mean", "std", "n_seeds", "ratio"]
     return summary.loc[keep, cols].sort_values(["dataset", "model", "metric", "sampler", "nfe"]).reset_index(drop=True)
 
@@ -357,19 +575,24 @@ def write_tables(metric_files: Iterable[PathLike], floor_files: Iterable[PathLik
 
     metrics.csv (all seeds), summary.csv (:func:`summarize`), summary.tex + summary_display.csv (main table at
     ``main`` = "sampler_steps", default the most-NFE setting), nfe.csv, training.csv (from the runs' train.json
-    files), training.tex + training_display.csv, and bench_{name}.tex + bench_{name}_display.csv for every benchmark
-    CSV {name}.csv of ``bench_files``. ``models`` restricts the main and training tables (not summary.csv) to those
-    models. Tables without rows are not written.
+    files), training.tex + training_display.csv, divergence.csv (:func:`divergence`: every run and setting, with its
+    non-finite share and SWD multiple of the floor, and the flags), and bench_{name}.tex + bench_{name}_display.csv
+    for every benchmark CSV {name}.csv of ``bench_files``. ``models`` restricts the main and training tables (not
+    summary.csv, divergence.csv) to those models. Tables without rows are not written (divergence.csv always is).
     """
     out = Path(out_dir)
     written = []
     metrics = collect_metrics(metric_files)
-    summary = summarize(metrics, collect_floors(floor_files))
-    written += [_write_csv(out / "metrics.csv", metrics), _write_csv(out / "summary.csv", summary)]
+    floors = collect_floors(floor_files)
+    summary = summarize(metrics, floors)
+    div = divergence(metrics, floors)
+    written += [_write_csv(out / "metrics.csv", metrics), _write_csv(out / "summary.csv", summary),
+                _write_csv(out / "divergence.csv", div)]
     keep = set(models) if models is not None else None
     shown = summary if keep is None else summary[summary["model"].isin(keep)]
     if len(shown):
-        display, tex = main_table(shown, main=main, sig=sig)
+        bad = {(d, m) for d, m, _ in diverged_runs(div)}
+        display, tex = main_table(shown, main=main, sig=sig, diverged=bad)
         written += [_write_csv(out / "summary_display.csv", display), _write_text(out / "summary.tex", tex),
                     _write_csv(out / "nfe.csv", nfe_table(summary))]
     training = training_table(f for f in map(Path, train_files) if keep is None or run_key(f)[1] in keep)

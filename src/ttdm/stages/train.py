@@ -12,6 +12,10 @@ The loop owns what every method shares (the method owns the rest, :mod:`ttdm.met
   the warm-up d_n = min(d, (1 + n)/(10 + n)) of the configured ``ema_decay`` d: early updates follow the weights
   closely, so a short run does not sample from a lagged average of its random initial weights (300 steps at
   d = 0.995 without it leave 0.995³⁰⁰ ≈ 22 % of them); n is the checkpointed step, so resume is unchanged;
+- the learning-rate schedule of every optimizer the method returns: lr_n = lr · f(n) at step n = 1, 2, …, a linear
+  warm-up f(n) = n/W over the first W = ``warmup`` steps, then ``lr_schedule`` constant (f = 1) or cosine
+  (f = ½(1 + cos(π (n − W − 1)/(S − W))) for S steps: 1 at the first step after the warm-up, small but positive at
+  the last); f depends on n only, so resume is unchanged;
 - one atomic checkpoint (``checkpoints/ckpt.pt``) every ``checkpoint_every`` steps of every part, EMA, optimizer,
   the method's state, the generator, the loss log and the wall time; a run that finds a checkpoint of its own spec
   resumes from it and repeats an uninterrupted run bit for bit (one of another spec is an error);
@@ -29,6 +33,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -45,16 +50,23 @@ from ttdm.methods.base import VAL_FRACTION, Context, Method
 from ttdm.models.embeddings import count_parameters
 from ttdm.runs import MODEL_FORMAT, canonical, load_run, make_method
 
+OPTIONAL_LOOP_KEYS = {"method": "ddpm", "lr_schedule": "constant", "warmup": 0}  # a spec without them: these values
 CKPT_FORMAT = 3  # 3: EMA warm-up and held-out validation rows (a format-2 checkpoint is refused)
 
 
-def _check_loop(training: dict[str, Any]) -> None:
-    missing = [k for k in LOOP_KEYS if k not in training and k != "method"]
+def _check_loop(training: dict[str, Any], trains: bool = True) -> None:
+    """The loop's keys; ``steps`` is positive, or 0 for a method with nothing to train (``Method.trains``)."""
+    missing = [k for k in LOOP_KEYS if k not in training and k not in OPTIONAL_LOOP_KEYS]
     if missing:
         raise ValueError(f"spec['training'] lacks {missing}; required: {', '.join(LOOP_KEYS[1:])}")
     for key in ("steps", "checkpoint_every", "log_every"):
         if not isinstance(training[key], int) or training[key] < 1:
+            if key == "steps" and not trains and training[key] == 0:
+                continue
             raise ValueError(f"spec['training']['{key}'] must be a positive integer, got {training[key]!r}")
+    if not trains and training["steps"] != 0:
+        raise ValueError(f"spec['training']['steps'] must be 0 for a method with nothing to train, got "
+                         f"{training['steps']!r}")
     if not 0.0 <= training["ema_decay"] < 1.0:
         raise ValueError(f"spec['training']['ema_decay'] must lie in [0, 1), got {training['ema_decay']!r}")
 
@@ -63,6 +75,18 @@ def ema_decay(decay: float, n: int) -> float:
     """The decay of the n-th EMA update (n = 1, 2, … counts updates): min(d, (1 + n)/(10 + n)), the standard
     warm-up, so that a short run does not sample from weights that still hold a large share of its initial ones."""
     return min(float(decay), (1.0 + n) / (10.0 + n))
+
+
+def lr_factor(schedule: str, warmup: int, n: int, steps: int) -> float:
+    """The multiplier f(n) of the base learning rate at step n (1-based) of ``steps``: n/W during the W = ``warmup``
+    warm-up steps, then 1 (``constant``) or ½(1 + cos(π (n − W − 1)/(steps − W))) (``cosine``)."""
+    if n <= warmup:
+        return n / warmup
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (n - warmup - 1) / max(1, steps - warmup)))
+    raise ValueError(f"lr_schedule {schedule!r} is not allowed; allowed: constant, cosine")
 
 
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
@@ -137,7 +161,9 @@ def train(
         The ``train.json`` record, or {"steps_done", "complete": False} when stopped early.
     """
     training = spec["training"]
-    _check_loop(training)
+    from ttdm.methods import METHODS
+
+    _check_loop(training, trains=METHODS.get(spec.get("method", "ddpm")).trains)
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     device = resolve_device(spec.get("device", "auto"))
     if spec.get("threads"):
@@ -156,18 +182,21 @@ def train(
         return {"steps_done": min(stop_after or 0, training["steps"]), "complete": False}
 
     sampling = loop.sampling_parts()
-    _, final_loss, wall_s, *_ = loop.log[-1]  # the last step is always logged
+    if loop.log:
+        _, final_loss, wall_s, *validation = loop.log[-1]  # the last step is always logged
+    else:  # 0 steps (nothing to train): no loss; the setup's time; validation of the parts as built
+        final_loss, wall_s, validation = None, loop.wall_s, list(method.validate(sampling).values())
     steps = training["steps"]
     record = {
         "steps": steps,
         "method": spec["method"],
         "wall_s": wall_s,
-        "steps_per_s": steps / wall_s,
+        "steps_per_s": steps / wall_s if steps else None,
         "n_params": sum(count_parameters(p) for p in parts.values()),
         "n_fit_rows": int(x_fit.shape[0]),
         "n_val_rows": int(x_val.shape[0]),
         "final_loss": final_loss,
-        **dict(zip(loop.columns, loop.log[-1][3:])),
+        **dict(zip(loop.columns, validation)),
         **method.summary(sampling),
         "resumed_from_step": loop.resumed_from,
         "device": device_info(device),
@@ -197,6 +226,9 @@ class _Loop:
         self.ckpt_path = out_dir / "checkpoints" / "ckpt.pt"
         self.ema = {name: copy.deepcopy(parts[name]).requires_grad_(False) for name in method.ema_parts()}
         self.optimizers = method.optimizers(parts)
+        for optimizer in self.optimizers.values():  # the base learning rates the schedule multiplies
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
         self.generator = torch.Generator(device=device).manual_seed(
             int(spec_hash([method.rng_stream, spec["seed"]], 15), 16))
         tick = time.perf_counter()
@@ -248,6 +280,7 @@ class _Loop:
         for part in self.parts.values():
             part.train()
         start = time.perf_counter() - self.setup_s  # the method's setup is training time
+        self.wall_s = self.wall_prev + self.setup_s  # the training time so far (all of it for a run of 0 steps)
         self.setup_s = 0.0
         bar = tqdm(total=steps, initial=self.step, desc=str(self.out_dir), disable=not sys.stderr.isatty(),
                    leave=False)
@@ -256,6 +289,10 @@ class _Loop:
             if batch_size:
                 idx = torch.randint(0, data.shape[0], (batch_size,), generator=self.generator, device=data.device)
                 batch = data[idx]
+            factor = lr_factor(tr.get("lr_schedule", "constant"), tr.get("warmup", 0), self.step + 1, steps)
+            for optimizer in self.optimizers.values():
+                for group in optimizer.param_groups:
+                    group["lr"] = group["initial_lr"] * factor
             value = method.train_step(self.parts, self.optimizers, batch, self.generator)
             if not np.isfinite(value):
                 raise FloatingPointError(
