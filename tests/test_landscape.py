@@ -174,3 +174,38 @@ def test_landscape_figure(trained, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["landscape.pdf", "landscape.png"]  # no temp files left
     with pytest.raises(ValueError):
         plot_landscapes(csvs, ["only one"], pdf, png)
+
+
+def test_landscape_triplets_are_drawn_from_the_held_out_validation_rows(tmp_path, monkeypatch):
+    """The surface is a validation loss: its fixed triplets use only the rows the training loop holds out of
+    train.npy (the loop's ``hold_out``), never a row the run was fitted on."""
+    from ttdm.analysis import landscape as land
+    from ttdm.methods.regression import RegressionMethod
+    from ttdm.methods.base import hold_out
+
+    assert land.hold_out is hold_out  # one rule, shared with the training loop
+    data = tmp_path / "data"
+    prepare_dataset(DATA_SPEC, data)
+    x_train = torch.from_numpy(np.load(data / "train.npy").astype(np.float32))
+    fit, val = hold_out(x_train, "8gaussians", 0.1)
+    seen: list[torch.Tensor] = []
+    triplets = RegressionMethod.triplets
+
+    def spy(self, x0, generator):
+        seen.append(x0.clone())
+        return triplets(self, x0, generator)
+
+    monkeypatch.setattr(RegressionMethod, "triplets", spy)
+    for name in ("mlp", "tt"):
+        seen.clear()
+        x_t, t, target = land._fixed_triplets(RUN_SPECS[name], data, 400, seed=0)
+        assert x_t.shape == (400, 2) and len(seen) == 1
+        rows = {tuple(r.tolist()) for r in seen[0]}
+        assert rows <= {tuple(r.tolist()) for r in val}  # every point from the validation rows ...
+        assert not rows & {tuple(r.tolist()) for r in fit}  # ... none from the fitting rows
+        assert len(rows) > 20  # drawn with replacement from the 50 validation rows
+    other = {**RUN_SPECS["mlp"], "training": {**TRAINING, "val_fraction": 0.3}}
+    seen.clear()
+    land._fixed_triplets(other, data, 400, seed=0)
+    val30 = {tuple(r.tolist()) for r in hold_out(x_train, "8gaussians", 0.3)[1]}
+    assert {tuple(r.tolist()) for r in seen[0]} <= val30  # the run's own val_fraction

@@ -88,8 +88,19 @@ def cmd_tt_tables(args: argparse.Namespace) -> None:
     check_written(declared(args.spec, "tt-tables"), write_tt_tables(runs, args.out), "ttdm tt-tables")
 
 
+def _assign_styles(config: dict[str, Any]) -> None:
+    """Fix every figure's colours from the config: the main models first, in config order, so a model has the same
+    colour and marker in every figure of the paper (:func:`ttdm.report.style.assign`)."""
+    from ttdm.config import main_models
+    from ttdm.report import style
+
+    style.assign(main_models(config))
+
+
 def cmd_tt_figures(args: argparse.Namespace) -> None:
     from ttdm.report.studies import check_written, declared
+
+    _assign_styles(args.spec)
     from ttdm.report.tt_figures import write_tt_figures
 
     figures = declared(args.spec, "tt-figures")
@@ -103,6 +114,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
     from ttdm.report.studies import check_written, declared
     from ttdm.report.studies.ddpm import sampler_floor
 
+    _assign_styles(args.spec)
     figures = [f for f in declared(args.spec, "figures") if Path(f).stem.rpartition("_")[0] == args.dataset]
     if not figures:
         raise ValueError(f"the config declares no figures for dataset {args.dataset!r} (no main model trains on it)")
@@ -118,6 +130,7 @@ def cmd_budget_report(args: argparse.Namespace) -> None:
     from ttdm.report.studies import check_written, declared
     from ttdm.report.studies.budget import entries, inputs_of
 
+    _assign_styles(args.spec)
     files = inputs_of(args.spec)
     written = write_budget(entries(args.spec), files["floors"], files["nll_floors"], args.out / "tables",
                            args.out / "figures")

@@ -17,7 +17,8 @@ coordinate; shared layout: P = 1, the whole core).  1-D parameters (biases, norm
 Li et al.  Buffers (the TT's domain lo, hi and σ table) are never perturbed: only ``model.parameters()`` are.
 
 L is the method's regression loss mean((target − ε_θ(x_t, t))²) on n_points fixed triplets (x_t, t, target), drawn
-once from the training data and reused at every grid point.
+once from the held-out validation rows of train.npy (the rows the training loop validates on and never fits:
+:func:`ttdm.methods.base.hold_out`) and reused at every grid point, so the surface is a validation loss, not a training loss.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from ttdm.io import load_json, spec_hash
-from ttdm.methods.base import Context
+from ttdm.methods.base import VAL_FRACTION, Context, hold_out
 from ttdm.runs import load_run, make_method
 
 Direction = list[torch.Tensor]
@@ -91,19 +92,23 @@ def loss_surface(
 
 
 def _fixed_triplets(run_spec: dict[str, Any], data_dir: Path, n_points: int, seed: int):
-    """n_points triplets (x_t (M, D), t (M,), target (M, D)) of the run's method on rows of train.npy drawn with
-    replacement, from a generator seeded by ``seed`` (independent of the directions' generator)."""
+    """n_points triplets (x_t (M, D), t (M,), target (M, D)) of the run's method on the run's held-out validation rows
+    of train.npy (:func:`ttdm.methods.base.hold_out` with the run's ``val_fraction``), drawn with replacement from a generator
+    seeded by ``seed`` (independent of the directions' generator)."""
     meta = load_json(data_dir / "meta.json")
     data = np.load(data_dir / "train.npy")
     if data.ndim != 2 or data.shape[1] != int(meta["dim"]):
         raise ValueError(f"{data_dir / 'train.npy'}: shape {data.shape} does not match dim {meta['dim']}")
     x_train = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))  # (N, D)
+    fraction = float((run_spec.get("training") or {}).get("val_fraction", VAL_FRACTION))
+    x_fit, x_val = hold_out(x_train, str(run_spec["dataset"]), fraction)  # (N - N_val, D), (N_val, D)
     image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
-    ctx = Context(spec=run_spec, dim=int(meta["dim"]), image_shape=image_shape, meta=meta, data=x_train)
+    ctx = Context(spec=run_spec, dim=int(meta["dim"]), image_shape=image_shape, meta=meta, data=x_fit,
+                  val_data=x_val)
     method = make_method(run_spec, ctx)
     gen = torch.Generator().manual_seed(int(spec_hash(["landscape-triplets", int(seed)], 15), 16))
-    idx = torch.randint(0, x_train.shape[0], (int(n_points),), generator=gen)
-    return method.triplets(x_train[idx], gen)
+    idx = torch.randint(0, x_val.shape[0], (int(n_points),), generator=gen)
+    return method.triplets(x_val[idx], gen)
 
 
 def landscape(

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from ttdm.io import spec_hash
 from ttdm.options import NoOptions
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class Context:
     dim, image_shape: the data's D and image shape (None for vectors); device: where tensors live;
     meta: the dataset's meta.json record; data: (N, D) the fitting rows on ``device``, the only rows the loop's
     batches (and a method's fitting samples) may use (None when only sampling); val_data: (N_val, D) the
-    validation rows held out of ``train.npy`` by the loop (:func:`ttdm.stages.train.hold_out`: the same rows for
+    validation rows held out of ``train.npy`` by the loop (:func:`hold_out`: the same rows for
     every run of a dataset, whatever its seed or model; None when only sampling); needs: the finished runs this run
     depends on, by role.
     """
@@ -154,3 +155,18 @@ class Method:
     def sampling_object(self, parts: dict[str, nn.Module], protocol: str) -> Any:
         """What a sampler of ``protocol`` receives: a :class:`ttdm.samplers.Denoiser` for "denoiser"."""
         raise NotImplementedError
+
+
+def hold_out(data: torch.Tensor, dataset: str, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fitting rows, validation rows) of ``data`` (N, D): the validation rows are the first max(1, round(f N)) of
+    a permutation drawn by a CPU generator seeded by spec_hash(["validation-rows", dataset]), so they depend on the
+    dataset alone (every model and seed of a dataset is validated on the same rows); both keep the file's order."""
+    n = data.shape[0]
+    n_val = max(1, round(float(fraction) * n))
+    if not 0 < fraction < 1 or n_val >= n:
+        raise ValueError(f"cannot hold out {n_val} validation rows (val_fraction {fraction}) of {n} training rows "
+                         f"of dataset {dataset!r}; at least one row must remain for fitting")
+    gen = torch.Generator().manual_seed(int(spec_hash(["validation-rows", dataset], 15), 16))
+    perm = torch.randperm(n, generator=gen)
+    val_idx, fit_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    return data[fit_idx.to(data.device)], data[val_idx.to(data.device)]

@@ -1,6 +1,12 @@
-"""Sentences of the paper's tensor-train section, computed from the TT tables (and the loss landscapes).
+"""Sentences, findings and small tables of the paper's tensor-train section, computed from the TT tables (and the
+loss landscapes).
 
-Every number is formatted by :func:`ttdm.report.tables.fmt_number`, as in the tables; names are LaTeX-escaped.
+Every comparative word (lower, higher, better, worse, first) follows the report's spread rule through
+:func:`ttdm.report.tt_records.compare` (:func:`ttdm.report.claims.separated`: a gap counts only beyond the combined
+standard error sqrt(se1² + se2²) of the two means; otherwise "not separated"); a comparison of a mean of one seed says
+"one seed: no spread". Instead of one sentence per optimizer or dataset, each subsection gets 2-4 findings (the
+largest effect, the best trade-off, what failed) beside its table. Every number is formatted by
+:func:`ttdm.report.tables.fmt_number`, as in the tables; names are LaTeX-escaped.
 """
 
 from __future__ import annotations
@@ -9,108 +15,316 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ttdm.io import load_json
-from ttdm.report.tables import booktabs, fmt_number, tex_escape
+from ttdm.report.claims import SENTENCE_LABELS, higher_is_better, primary_metric
+from ttdm.report.tables import booktabs, fmt_number, fmt_spread, pm_cell, tex_escape
+from ttdm.report.tt_records import PARAM_TARGET, PRIOR_TEXT, TIME_TARGET, Verdict, compare
 
 PathLike = str | os.PathLike
+RANK_TOL = 0.01  # a rank "saturates" the validation loss when it is within this fraction of the best
 
 
-def best_pairs(comp: pd.DataFrame) -> Iterable[tuple[str, pd.Series, pd.Series]]:
-    """(dataset, best network, best TT model) by mean SWD, for every dataset that has both."""
+def _tt(name: object) -> str:
+    return f"\\texttt{{{tex_escape(name)}}}"
+
+
+def _num(x: float, sig: int = 3) -> str:
+    return f"${fmt_number(x, sig=sig)}$"
+
+
+def _pm(mean: float, std: float) -> str:
+    return pm_cell(fmt_number(mean), fmt_spread(std, mean)) if np.isfinite(mean) else "--"
+
+
+def _stat(row: pd.Series, metric: str) -> tuple[float, float, float]:
+    """(mean, std, n_seeds) of ``metric`` in an aggregated row (columns METRIC_mean, METRIC_std, n_seeds)."""
+    mean = row.get(f"{metric}_mean", np.nan)
+    return (float(mean) if pd.notna(mean) else np.nan, float(row.get(f"{metric}_std", np.nan)),
+            float(row.get("n_seeds", 1)))
+
+
+def _spread_note(v: Verdict) -> str:
+    """How a gap stands under the spread rule: "beyond their combined standard error", "not separated" or "one
+    seed: no spread"."""
+    if v.one_seed:
+        return "one seed: no spread"
+    return "beyond their combined standard error" if v.word in ("better", "worse") else "not separated"
+
+
+def _verdict_phrase(v: Verdict) -> str:
+    """The TT against the network: "the TT is better beyond their combined standard error", "not separated (within
+    their combined standard error)", "the TT is worse (one seed: no spread)"."""
+    if v.word == "not separated":
+        return "not separated (within their combined standard error)"
+    if not v.word:
+        return "not comparable"
+    return f"the TT is {v.word} " + ("(one seed: no spread)" if v.one_seed else "beyond their combined standard error")
+
+
+def _label(metric: str) -> str:
+    return SENTENCE_LABELS.get(metric, metric)
+
+
+def _words(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# ---- sample quality against the networks ------------------------------------------------------------------------
+def comparison_metric(g: pd.DataFrame) -> str:
+    """The primary metric of one dataset's comparison rows (:func:`ttdm.report.claims.primary_metric`, model level):
+    the test NLL where at least two models have one, else the % high-quality samples on mixtures, else the SWD."""
+    have = {m for m in ("swd", "hq_percent", "nll") if f"{m}_mean" in g.columns and g[f"{m}_mean"].notna().any()}
+    n_nll = int(g["nll_mean"].notna().sum()) if "nll_mean" in g.columns else 0
+    return primary_metric(have or {"swd"}, level="model", likelihood=n_nll >= 2)
+
+
+def _best(g: pd.DataFrame, metric: str) -> pd.Series:
+    g = g[g[f"{metric}_mean"].notna()]
+    return g.sort_values([f"{metric}_mean", "model"], ascending=[not higher_is_better(metric), True]).iloc[0]
+
+
+def best_pairs(comp: pd.DataFrame) -> Iterable[tuple[str, str, pd.Series, pd.Series]]:
+    """(dataset, primary metric, best network, best TT model) by the mean of the dataset's primary metric
+    (:func:`comparison_metric`), for every dataset that has both."""
     for ds, g in comp.groupby("dataset", sort=False):
-        nets = g[g["arch"] != "tt"].sort_values("swd_mean")
-        tts = g[g["arch"] == "tt"].sort_values("swd_mean")
+        metric = comparison_metric(g)
+        nets, tts = g[(g["arch"] != "tt") & g[f"{metric}_mean"].notna()], g[(g["arch"] == "tt")
+                                                                            & g[f"{metric}_mean"].notna()]
         if len(nets) and len(tts):
-            yield ds, nets.iloc[0], tts.iloc[0]
+            yield ds, metric, _best(nets, metric), _best(tts, metric)
+
+
+def _verdict(tt: pd.Series, net: pd.Series, metric: str) -> Verdict:
+    return compare(_stat(tt, metric), _stat(net, metric), higher_is_better=higher_is_better(metric))
 
 
 def comparison_claims(comp: pd.DataFrame) -> list[str]:
-    """Per dataset: how the base TT optimizers compare with the best network on SWD, parameters and time."""
+    """Per dataset: the best TT model against the best network on the primary metric (spread rule), parameters and
+    time (the sentences :func:`comparison_table` replaces)."""
     out = []
-    for ds, net, best in best_pairs(comp):
-        verdict = "lower" if best["swd_mean"] < net["swd_mean"] else "higher"
+    for ds, metric, net, best in best_pairs(comp):
+        v = _verdict(best, net, metric)
         out.append(
-            f"On {tex_escape(ds)} the best TT model, {tex_escape(best['model'])}, has a {verdict} SWD than the best "
-            f"network, {tex_escape(net['model'])} (${fmt_number(best['swd_mean'])}$ against "
-            f"${fmt_number(net['swd_mean'])}$), with ${int(best['n_params_mean'])}$ parameters against "
-            f"${int(net['n_params_mean'])}$ and ${fmt_number(best['wall_s_mean'])}$~s of training against "
+            f"On {tex_escape(ds)} the best TT model, {_tt(best['model'])}, against the best network, "
+            f"{_tt(net['model'])}, by {_label(metric)} ({_pm(*_stat(best, metric)[:2])} against "
+            f"{_pm(*_stat(net, metric)[:2])}): {_verdict_phrase(v)}, with ${int(best['n_params_mean'])}$ parameters "
+            f"against ${int(net['n_params_mean'])}$ and ${fmt_number(best['wall_s_mean'])}$~s of training against "
             f"${fmt_number(net['wall_s_mean'])}$~s.")
     return out
 
 
+def comparison_table(comp: pd.DataFrame) -> str | None:
+    """Per dataset: the best TT model and the best network by the primary metric (mean ± std over seeds), the
+    spread-rule verdict of the TT against the network, and the TT's SWD (secondary), parameters and training time
+    as multiples of the network's."""
+    rows = []
+    for ds, metric, net, best in best_pairs(comp):
+
+        def ratio(col: str) -> str:
+            return f"${fmt_number(best[col] / net[col])}$" if net[col] and net[col] > 0 else "--"
+        rows.append([_tt(ds), _label(metric), _tt(best["model"]), _pm(*_stat(best, metric)[:2]), _tt(net["model"]),
+                     _pm(*_stat(net, metric)[:2]), _verdict(best, net, metric).text or "--", ratio("swd_mean"),
+                     ratio("n_params_mean"), ratio("wall_s_mean")])
+    if not rows:
+        return None
+    return booktabs(["Dataset", "Metric", "Best TT", "Mean $\\pm$ std", "Best network", "Mean $\\pm$ std",
+                     "TT vs network", "SWD ratio",
+                     "Param.\\ ratio", "Time ratio"], rows, align="lllrlrlrrr")
+
+
+# ---- convergence ------------------------------------------------------------------------------------------------
+def _conv_stat(r: pd.Series, col: str) -> tuple[float, float, float]:
+    return float(r[col]), float(r.get(f"{col}_std", np.nan)), float(r.get("n_seeds", 1))
+
+
 def convergence_claims(conv: pd.DataFrame) -> list[str]:
-    out = []
+    """2-4 findings on the optimizers of the base TT (the table tt_convergence lists every one): which is first to
+    the common validation-loss target and on how many datasets that lead is beyond the spread, the largest lead,
+    which attains the lowest loss, and which never reach the target."""
+    out: list[str] = []
+    leads = []  # (dataset, fastest, runner-up, verdict)
     for ds, g in conv.groupby("dataset", sort=False):
         reached = g[g["time_to_target"].notna()].sort_values("time_to_target")
-        if not len(reached):
-            continue
-        order = [f"{tex_escape(r.optimizer)} (${fmt_number(r.time_to_target)}$~s)" for r in reached.itertuples()]
-        lowest = g.sort_values("best_val_loss").iloc[0]
-        text = (f"On {tex_escape(ds)}, the order in which the optimizers reach the common validation-loss target "
-                f"${fmt_number(g['target'].iloc[0], sig=4)}$ is " + ", ".join(order) + "; "
-                f"{tex_escape(lowest['optimizer'])} attains the lowest loss, "
-                f"${fmt_number(lowest['best_val_loss'], sig=4)}$.")
-        out.append(text)
-    return out
+        if len(reached) >= 2:
+            f, s = reached.iloc[0], reached.iloc[1]
+            leads.append((ds, f, s, compare(_conv_stat(f, "time_to_target"), _conv_stat(s, "time_to_target"),
+                                            higher_is_better=False)))
+    if leads:
+        firsts = pd.Series([f["optimizer"] for _, f, _, _ in leads]).value_counts()
+        top = str(firsts.index[0])
+        sep = sum(1 for _, f, _, v in leads if f["optimizer"] == top and v.word == "better" and not v.one_seed)
+        one = any(v.one_seed for *_, v in leads)
+        out.append(f"{_tt(top)} reaches the common validation-loss target first on ${int(firsts.iloc[0])}$ of the "
+                   f"${len(leads)}$ datasets" + (" (one seed: no spread)." if one else
+                                                 f"; its lead over the runner-up is beyond the combined standard "
+                                                 f"error on ${sep}$ of them."))
+        ds, f, s, v = max(leads, key=lambda x: x[2]["time_to_target"] / max(x[1]["time_to_target"], 1e-12))
+        out.append(f"The largest lead is on {_tt(ds)}: {_tt(f['optimizer'])} in {_num(f['time_to_target'])}~s "
+                   f"against {_num(s['time_to_target'])}~s for {_tt(s['optimizer'])} "
+                   f"(${fmt_number(s['time_to_target'] / max(f['time_to_target'], 1e-12))}\\times$; "
+                   f"{_spread_note(v)}).")
+    lows = []
+    for ds, g in conv.groupby("dataset", sort=False):
+        g = g.sort_values("best_val_loss")
+        if len(g) >= 2:
+            lows.append((ds, g.iloc[0], compare(_conv_stat(g.iloc[0], "best_val_loss"),
+                                                _conv_stat(g.iloc[1], "best_val_loss"))))
+    if lows:
+        counts = pd.Series([b["optimizer"] for _, b, _ in lows]).value_counts()
+        top = str(counts.index[0])
+        verdicts = [v for _, b, v in lows if b["optimizer"] == top]
+        if any(v.one_seed for v in verdicts):
+            tail = " (one seed: no spread)."
+        else:
+            tail = (f"; beyond the combined standard error of the runner-up on "
+                    f"${sum(v.word == 'better' for v in verdicts)}$ of them.")
+        out.append(f"{_tt(top)} attains the lowest validation loss on ${int(counts.iloc[0])}$ of the "
+                   f"${len(lows)}$ datasets" + tail)
+    never = conv[conv["time_to_target"].isna()]
+    if len(never):
+        out.append("Not every seed reaches the target within its budget: " + _words(
+            [f"{_tt(r.optimizer)} on {_tt(r.dataset)}" for r in never.itertuples(index=False)]) + ".")
+    return out[:4]
 
 
-def rank_claims(g: pd.DataFrame, tol: float = 0.01) -> list[str]:
-    """Per dataset, optimizer and basis size: the smallest rank whose validation loss is within ``tol`` of the best."""
-    out = []
+# ---- rank and basis size ------------------------------------------------------------------------------------------
+def _saturation(h: pd.DataFrame, tol: float = RANK_TOL) -> pd.Series:
+    """The row of the smallest rank whose mean validation loss is within ``tol`` of the best of ``h``."""
+    h = h.sort_values("rank")
+    return h[h["val_loss_mean"] <= h["val_loss_mean"].min() * (1 + tol)].iloc[0]
+
+
+def rank_table(g: pd.DataFrame, tol: float = RANK_TOL) -> str | None:
+    """Per dataset, optimizer and basis size with several ranks: the ranks tried, the validation loss at the
+    smallest and the largest rank, the rank from which it is within ``tol`` of its best, and that TT's parameters
+    and SWD (the full grid: Table tt_grid)."""
+    rows = []
     for (ds, opt, deg), h in g.groupby(["dataset", "optimizer", "degree"], sort=True):
         if h["rank"].nunique() < 2:
             continue
         h = h.sort_values("rank")
-        best = h["val_loss_mean"].min()
-        sat = h[h["val_loss_mean"] <= best * (1 + tol)].iloc[0]
-        out.append(
-            f"With {tex_escape(opt)} and $n = {int(deg)}$ on {tex_escape(ds)}, the validation loss is within "
-            f"${int(tol * 100)}\\%$ of its best (${fmt_number(best, sig=4)}$) from rank $r = {int(sat['rank'])}$ on "
-            f"(ranks " + ", ".join(str(int(r)) for r in h["rank"]) + " tried).")
-    return out
+        sat = _saturation(h, tol)
+        rows.append([_tt(ds), _tt(opt), f"${int(deg)}$", ", ".join(str(int(r)) for r in h["rank"]),
+                     _num(h["val_loss_mean"].iloc[0], 4), _num(h["val_loss_mean"].iloc[-1], 4),
+                     f"${int(sat['rank'])}$", f"${int(sat['n_params_mean'])}$",
+                     _num(sat["swd_mean"]) if pd.notna(sat["swd_mean"]) else "--"])
+    if not rows:
+        return None
+    return booktabs(["Dataset", "Optimizer", "$n$", "Ranks", "Val.\\ loss, lowest $r$", "highest $r$",
+                     f"$r$ within ${int(tol * 100)}\\,\\%$", "Parameters", "SWD"], rows, align="lllrrrrrr")
+
+
+def rank_claims(g: pd.DataFrame, tol: float = RANK_TOL) -> list[str]:
+    """2-4 findings on the rank x basis-size grid: the largest effect of the rank, the best trade-off (the smallest
+    TT within ``tol`` of the best validation loss) and from which rank the loss saturates."""
+    groups = [(key, h.sort_values("rank")) for key, h in g.groupby(["dataset", "optimizer", "degree"], sort=True)
+              if h["rank"].nunique() >= 2]
+    if not groups:
+        return []
+    out = []
+
+    def effect(item):
+        h = item[1]
+        return (h["val_loss_mean"].iloc[0] - h["val_loss_mean"].iloc[-1]) / h["val_loss_mean"].iloc[0]
+
+    (ds, opt, deg), h = max(groups, key=lambda it: abs(effect(it)))
+    lo, hi = h.iloc[0], h.iloc[-1]
+    v = compare(_stat(hi, "val_loss"), _stat(lo, "val_loss"))
+    size = abs(effect(((ds, opt, deg), h)))
+    if size < tol:
+        out.append(f"From the smallest to the largest rank tried, the validation loss changes by less than "
+                   f"${int(tol * 100)}\\,\\%$ for every optimizer and basis size (largest change: "
+                   f"${fmt_number(100 * size)}\\,\\%$, {_tt(opt)} with $n = {int(deg)}$ on {_tt(ds)}; "
+                   f"{_spread_note(v)}).")
+    else:
+        direction = "lowers" if hi["val_loss_mean"] < lo["val_loss_mean"] else "raises"
+        out.append(f"The rank matters most with {_tt(opt)} and $n = {int(deg)}$ on {_tt(ds)}: going from $r = "
+                   f"{int(lo['rank'])}$ to $r = {int(hi['rank'])}$ {direction} the validation loss from "
+                   f"{_num(lo['val_loss_mean'], 4)} to {_num(hi['val_loss_mean'], 4)} "
+                   f"(${fmt_number(100 * size)}\\,\\%$; {_spread_note(v)}).")
+    for ds in dict.fromkeys(k[0] for k, _ in groups):
+        d = g[g["dataset"] == ds]
+        best = d["val_loss_mean"].min()
+        ok = d[d["val_loss_mean"] <= best * (1 + tol)].sort_values(["n_params_mean", "rank"])
+        if len(ok):
+            r = ok.iloc[0]
+            one = "n_seeds" not in d.columns or bool((d["n_seeds"] <= 1).any())
+            out.append(f"Best trade-off on {_tt(ds)}: the smallest TT within ${int(tol * 100)}\\,\\%$ of the best "
+                       f"validation loss ({_num(best, 4)}) is {_tt(r['optimizer'])}, $n = {int(r['degree'])}$, "
+                       f"$r = {int(r['rank'])}$, with ${int(r['n_params_mean'])}$ parameters"
+                       + (" (one seed: no spread)." if one else "."))
+    sats = [int(_saturation(h, tol)["rank"]) for _, h in groups]
+    tops = [int(h["rank"].max()) for _, h in groups]
+    early = sum(s < t for s, t in zip(sats, tops))
+    n1 = bool((g["n_seeds"] <= 1).any()) if "n_seeds" in g.columns else True
+    out.append(f"The loss is within ${int(tol * 100)}\\,\\%$ of its best before the largest rank tried for "
+               f"${early}$ of the ${len(groups)}$ optimizer and basis combinations"
+               + (" (one seed: no spread)." if n1 else "."))
+    return out[:4]
+
+
+# ---- isolation ----------------------------------------------------------------------------------------------------
+def _iso_stat(r: pd.Series, col: str = "iso_error") -> tuple[float, float, float]:
+    return float(r[col]), float(r.get(f"{col}_std", np.nan)), float(r.get("n_seeds", 1))
 
 
 def isolation_claims(iso: pd.DataFrame) -> list[str]:
-    """Which model fits ε* best, how the TT error depends on the rank, and, per model class, how much the noisy
-    DDPM target adds to the error (ratio of the DDPM-trained model's error to the direct fit's)."""
+    """2-4 findings of the ε* fits: the most accurate model against the runner-up, how the TT's error depends on
+    its rank, and, per model class, how much the noisy DDPM target adds (the DDPM-trained model's error over the
+    direct fit's)."""
     out = []
     for ds, g in iso.groupby("dataset", sort=False):
-        best = g.sort_values("iso_error").iloc[0]
-        text = (f"Fitted directly to $\\epsilon^*$ on {tex_escape(ds)}, {tex_escape(best['model'])} is the most "
-                f"accurate (relative error ${fmt_number(best['iso_error'])}$ with ${int(best['n_params'])}$ "
-                "parameters)")
-        tt = g[(g["arch"] == "tt")]
-        for opt, h in tt.groupby("optimizer", sort=True):
+        g = g.sort_values("iso_error")
+        best = g.iloc[0]
+        text = (f"Fitted to $\\epsilon^*$ on {_tt(ds)}, {_tt(best['model'])} is the most accurate (relative error "
+                f"{_num(best['iso_error'])} with ${int(best['n_params'])}$ parameters)")
+        if len(g) >= 2:
+            second = g.iloc[1]
+            v = compare(_iso_stat(best), _iso_stat(second))
+            text += f"; the runner-up {_tt(second['model'])} has {_num(second['iso_error'])} ({_spread_note(v)})"
+        out.append(text + ".")
+        spans = []
+        for opt, h in g[g["arch"] == "tt"].groupby("optimizer", sort=True):
             if h["rank"].nunique() >= 2:
                 lo, hi = h["iso_error"].min(), h["iso_error"].max()
-                ranks = ", ".join(str(int(r)) for r in sorted(h["rank"]))
-                text += (f"; the {tex_escape(opt)}-fitted TT's error ranges from ${fmt_number(lo)}$ to "
-                         f"${fmt_number(hi)}$ over ranks {ranks}"
-                         + (" (it varies by less than 5\\%)" if hi <= 1.05 * lo else ""))
-        out.append(text + ".")
-        parts = []
-        for arch, h in g[g["ddpm_error"].notna()].groupby("arch", sort=True):
-            ratio = float((h["ddpm_error"] / h["iso_error"]).median())
-            parts.append(f"{tex_escape(arch)} ${fmt_number(ratio)}\\times$")
-        if parts:
-            out.append("Trained on the DDPM loss instead, the models' error against $\\epsilon^*$ is, relative to "
-                       "the direct fit (median over runs): " + ", ".join(parts) + "; a ratio near 1 means the "
-                       "model class limits the accuracy, a large one that the noisy regression target does.")
-    return out
+                spans.append(f"{_tt(opt)} {_num(lo)} to {_num(hi)}"
+                             + (" (less than $5\\,\\%$ apart)" if hi <= 1.05 * lo else ""))
+        if spans:
+            ranks = ", ".join(str(int(r)) for r in sorted(set(g.loc[g["arch"] == "tt", "rank"].dropna())))
+            out.append(f"Over the ranks {ranks}, the TT's error against $\\epsilon^*$ ranges " + "; ".join(spans)
+                       + ".")
+    parts = []
+    for arch, h in iso[iso["ddpm_error"].notna()].groupby("arch", sort=True):
+        ratio = float((h["ddpm_error"] / h["iso_error"]).median())
+        parts.append(f"{_tt(arch)} ${fmt_number(ratio)}\\times$")
+    if parts:
+        out.append("Trained on the DDPM loss instead, the error against $\\epsilon^*$ is, relative to the direct fit "
+                   "(median over runs): " + ", ".join(parts) + "; near 1 the model class limits the accuracy, far "
+                   "above 1 the noisy regression target does.")
+    return out[:4]
 
 
+# ---- optimizer hyper-parameters -----------------------------------------------------------------------------------
 def variant_claims(v: pd.DataFrame) -> list[str]:
+    """Per hyper-parameter variant (over its seeds): its validation loss against the same optimizer's default
+    settings, by the spread rule."""
     out = []
-    for r in v.itertuples(index=False):
-        if not r.base_model:
-            continue
-        verdict = "lower" if r.val_loss < r.base_val_loss else "higher"
-        out.append(f"On {tex_escape(r.dataset)}, {tex_escape(r.solver)} with {tex_escape(r.settings)} reaches a "
-                   f"{verdict} validation loss than with {tex_escape(r.base_settings)} "
-                   f"(${fmt_number(r.val_loss, sig=4)}$ against ${fmt_number(r.base_val_loss, sig=4)}$, in "
-                   f"${fmt_number(r.wall_s)}$~s against ${fmt_number(r.base_wall_s)}$~s).")
+    v = v[v["base_model"].fillna("").astype(str) != ""]
+    for (ds, model), g in v.groupby(["dataset", "model"], sort=False):
+        n = len(g)
+        a = (float(g["val_loss"].mean()), float(g["val_loss"].std()) if n > 1 else np.nan, n)
+        b = (float(g["base_val_loss"].mean()), float(g["base_val_loss"].std()) if n > 1 else np.nan, n)
+        verdict = compare(a, b)
+        word = {"better": "lower", "worse": "higher", "equal": "equal", "not separated": "not separated"}.get(
+            verdict.word, "")
+        r = g.iloc[0]
+        out.append(f"On {_tt(ds)}, {tex_escape(r['solver'])} with {tex_escape(r['settings'])} against "
+                   f"{tex_escape(r['base_settings'])}: validation loss {_num(a[0], 4)} against {_num(b[0], 4)}, "
+                   f"{word}" + (" (one seed: no spread)" if verdict.one_seed else "") + f", in "
+                   f"{_num(g['wall_s'].mean())}~s against {_num(g['base_wall_s'].mean())}~s.")
     return out
 
 
@@ -135,10 +349,12 @@ def landscape_claims(files: Iterable[PathLike], models: list[str] | None) -> lis
     return out
 
 
+# ---- the section's opening findings -------------------------------------------------------------------------------
 def headline(comp: pd.DataFrame, main_models: list[str] | None = None) -> dict | None:
     """The TT model of the main table (the first TT in ``main_models``, else the first TT) against the MLP, over
-    the datasets both trained on: median parameter fraction and SWD ratio, and on how many datasets its SWD is
-    lower. None when no dataset has both."""
+    the datasets both trained on: median parameter fraction and SWD ratio, on how many datasets its SWD is lower /
+    higher beyond the spread (``n_lower``, ``n_higher``), and on the datasets' primary metric (HQ percentage on
+    mixtures, else SWD) how many are better / worse / not separated. None when no dataset has both."""
     tts = comp[comp["arch"] == "tt"]
     names = [m for m in (main_models or []) if m in set(tts["model"])] or sorted(set(tts["model"]))
     if not names:
@@ -150,27 +366,49 @@ def headline(comp: pd.DataFrame, main_models: list[str] | None = None) -> dict |
         return None
     params = (t.loc[shared, "n_params_mean"] / n.loc[shared, "n_params_mean"]).median()
     swd = (t.loc[shared, "swd_mean"] / n.loc[shared, "swd_mean"])
+    swd_v = [compare(_stat(t.loc[d], "swd"), _stat(n.loc[d], "swd")) for d in shared]
+    quality = {"better": 0, "worse": 0, "not separated": 0}
+    metrics, one_seed = set(), False
+    for d in shared:
+        metric = "hq_percent" if ("hq_percent_mean" in t.columns and pd.notna(t.at[d, "hq_percent_mean"])
+                                  and pd.notna(n.at[d, "hq_percent_mean"])) else "swd"
+        metrics.add(metric)
+        v = compare(_stat(t.loc[d], metric), _stat(n.loc[d], metric), higher_is_better=higher_is_better(metric))
+        quality[v.word if v.word in quality and not v.one_seed else "not separated"] += 1
+        one_seed = one_seed or v.one_seed
+    prior = lambda row: row.get("prior") if pd.notna(row.get("prior", np.nan)) else None  # noqa: E731
     return {"model": tex_escape(names[0]), "mlp": tex_escape(n.loc[shared[0], "model"]), "n_datasets": len(shared),
             "param_fraction": fmt_number(float(params)), "param_percent": fmt_number(100 * float(params)),
-            "swd_ratio": fmt_number(float(swd.median())), "n_lower": int((swd < 1).sum())}
+            "swd_ratio": fmt_number(float(swd.median())),
+            "n_lower": sum(v.word == "better" and not v.one_seed for v in swd_v),
+            "n_higher": sum(v.word == "worse" and not v.one_seed for v in swd_v),
+            "quality_metric": _label(metrics.pop()) if len(metrics) == 1 else "primary metric",
+            "n_better": quality["better"], "n_worse": quality["worse"], "n_not_separated": quality["not separated"],
+            "one_seed": one_seed,
+            "tt_prior": prior(t.loc[shared[0]]), "mlp_prior": prior(n.loc[shared[0]])}
 
 
 def findings(comp: pd.DataFrame | None, conv: pd.DataFrame | None, targets: pd.DataFrame | None,
              main_models: list[str] | None = None) -> list[str]:
-    """The TT section's opening findings: the main TT model against the MLP (parameters, SWD), the fastest
-    optimizer to the common target, and how many of the computed targets are met."""
+    """The TT section's opening findings: the main TT model against the MLP (parameters, primary metric and SWD, by
+    the spread rule, with the head start each uses), the fastest optimizer to the common target, and how many of the
+    computed targets are met."""
     out = []
     h = headline(comp, main_models) if comp is not None else None
     if h:
+        priors = ""
+        if h["tt_prior"] and h["mlp_prior"]:
+            priors = (f" (default settings: the TT {PRIOR_TEXT.get(h['tt_prior'], h['tt_prior'])}, the MLP "
+                      + ("with it" if h["mlp_prior"] == "gaussian" else "without it") + ")")
         out.append(f"With ${h['param_percent']}\\,\\%$ of the MLP's parameters (median over ${h['n_datasets']}$ "
-                   f"datasets), \\texttt{{{h['model']}}} reaches ${h['swd_ratio']}\\times$ the MLP's SWD, lower on "
-                   f"${h['n_lower']}$ of the ${h['n_datasets']}$.")
-    if conv is not None and conv["time_to_target"].notna().any():
-        first = conv[conv["time_to_target"].notna()].groupby("optimizer")["time_to_target"].median().sort_values()
-        never = sorted(set(conv["optimizer"]) - set(first.index))
-        text = (f"{tex_escape(first.index[0])} reaches the common validation-loss target first (median "
-                f"${fmt_number(first.iloc[0])}$~s)")
-        out.append(text + (f"; {', '.join(tex_escape(o) for o in never)} never within its budget." if never else "."))
+                   f"datasets), \\texttt{{{h['model']}}}{priors} is better than the MLP by {h['quality_metric']} on "
+                   f"${h['n_better']}$, worse on ${h['n_worse']}$ and not separated on ${h['n_not_separated']}$ "
+                   f"of them" + (" (one seed: no spread)" if h["one_seed"] else "")
+                   + f"; its SWD is a median ${h['swd_ratio']}\\times$ the MLP's.")
+    if conv is not None and len(conv):
+        claims = convergence_claims(conv)
+        if claims:
+            out.append(claims[0])
     if targets is not None and len(targets):
         met = targets["met"].astype(str).str.lower() == "true"
         out.append(f"${int(met.sum())}$ of the ${len(targets)}$ computed targets are met"
@@ -178,25 +416,61 @@ def findings(comp: pd.DataFrame | None, conv: pd.DataFrame | None, targets: pd.D
     return out
 
 
+# ---- the targets --------------------------------------------------------------------------------------------------
 def target_rows(targets: pd.DataFrame) -> list[dict]:
     """The targets as {"name", "met", "text"} records, failed ones first."""
     t = targets.assign(ok=targets["met"].astype(str).str.lower() == "true").sort_values("ok", kind="stable")
     return [{"name": tex_escape(r.name), "met": bool(r.ok), "text": r.text} for r in t.itertuples(index=False)]
 
 
-def comparison_table(comp: pd.DataFrame) -> str | None:
-    """Per dataset: the best TT model and the best network by SWD (mean over seeds), with the TT's SWD, parameters
-    and training time as multiples of the network's — the table that replaces one sentence per dataset."""
-    rows = []
-    for ds, net, best in best_pairs(comp):
+def _prior_word(prior: object) -> str:
+    return {"gaussian": "$+\\sigma_t\\mathbf{x}$", "none": "none"}.get(str(prior), "--") if pd.notna(prior) else "--"
 
-        def ratio(col: str) -> str:
-            return f"${fmt_number(best[col] / net[col])}$" if net[col] > 0 else "--"
-        rows.append([f"\\texttt{{{tex_escape(ds)}}}", f"\\texttt{{{tex_escape(best['model'])}}}",
-                     f"${fmt_number(best['swd_mean'])}$", f"\\texttt{{{tex_escape(net['model'])}}}",
-                     f"${fmt_number(net['swd_mean'])}$", ratio("swd_mean"), ratio("n_params_mean"),
-                     ratio("wall_s_mean")])
-    if not rows:
+
+def _quality_cell(r: pd.Series, short: str) -> str:
+    a, b, verdict = r.get(f"{short}_tt"), r.get(f"{short}_network"), r.get(f"{short}_verdict")
+    if a is None or b is None or not (pd.notna(a) and pd.notna(b)):
+        return "--"
+    word = {"better": "better", "worse": "worse", "not separated": "n.s."}
+    text = str(verdict) if pd.notna(verdict) else ""
+    one = "one seed" in text
+    key = text.split(" (")[0]
+    return f"${fmt_number(float(a))}$ / ${fmt_number(float(b))}$ ({word.get(key, key)}{'$^1$' if one else ''})"
+
+
+def target_table(targets: pd.DataFrame | None) -> str | None:
+    """The TT-vs-network targets (rows of kind "network" of tt_targets.csv) as a table, one block per dataset (its
+    name on a line of its own): the two models, the head start of each (TT / network), the setting (default or like
+    for like), the primary metrics TT / network with the spread-rule verdict (a column only where some row has the
+    metric), the secondary SWD ratio, the parameter and time ratios (targets ``PARAM_TARGET``, ``TIME_TARGET``: in
+    the caption) and met / not met."""
+    if targets is None or "kind" not in targets.columns:
         return None
-    return booktabs(["Dataset", "Best TT", "SWD", "Best network", "SWD", "SWD ratio", "Param.\\ ratio",
-                     "Time ratio"], rows, align="llrlrrrr")
+    t = targets[targets["kind"] == "network"]
+    if not len(t):
+        return None
+    quality = [(short, label) for short, label in (("hq", "HQ\\,\\% TT / net"), ("nll", "NLL TT / net"))
+               if (t[f"{short}_tt"].notna() & t[f"{short}_network"].notna()).any()]
+    header = (["TT", "Network", "Head start", "Setting"] + [label for _, label in quality]
+              + ["SWD ratio", "Param.\\ ratio", "Time ratio", "Target"])
+    rows, groups = [], []
+    for ds, g in t.groupby("dataset", sort=False):
+        groups.append(len(rows))
+        rows.append([f"\\multicolumn{{{len(header)}}}{{l}}{{{_tt(ds)}}}"])
+        for _, r in g.iterrows():
+            met = str(r["met"]).lower()
+            rows.append([_tt(r["tt_model"]), _tt(r["network"]),
+                         f"{_prior_word(r['tt_prior'])} / {_prior_word(r['network_prior'])}",
+                         "default" if r["setting"] == "default" else "like for like"]
+                        + [_quality_cell(r, short) for short, _ in quality]
+                        + [_num(r[c]) if pd.notna(r[c]) else "--" for c in ("swd_ratio", "param_ratio", "time_ratio")]
+                        + ["met" if met == "true" else ("not met" if met == "false" else "--")])
+    return booktabs(header, rows, align="llll" + "l" * len(quality) + "rrrl", groups=groups)
+
+
+def other_targets(targets: pd.DataFrame | None) -> list[str]:
+    """The sentences of the targets that are not TT-vs-network rows (the optimizer targets)."""
+    if targets is None:
+        return []
+    kind = targets["kind"] if "kind" in targets.columns else pd.Series("", index=targets.index)
+    return [str(x) for x in targets.loc[kind != "network", "text"]]

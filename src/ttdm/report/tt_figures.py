@@ -76,7 +76,7 @@ def plot_rank(runs: pd.DataFrame) -> plt.Figure | None:
         axes[0].plot(h["rank"], h["val_loss_mean"], **kw)
         axes[1].plot(h["rank"], h["swd_mean"], **kw)
     nets = runs[runs["dataset"].isin(set(g["dataset"])) & runs["arch"].isin(["mlp", "resnet"])
-                & (runs["method"] == "ddpm") & runs["tag"].isna()]
+                & (runs["method"] == "ddpm") & runs["tag"].isna() & (runs["swept"] == "{}")]  # the main networks
     for model, h in nets.groupby("model", sort=True):
         for ax, col in zip(axes, ("val_loss", "swd")):
             ax.axhline(h[col].mean(), color=style.color_of(model), ls=style.REFERENCE_LS, lw=1, label=f"{model}")

@@ -24,24 +24,43 @@ def _pm(mean: float, std: float, sig: int = SIG) -> tuple[str, str]:
 
 
 def comparison_latex(comp: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    """Every model of the comparison: parameters, training time, validation loss, SWD (with its multiple of the data
+    floor), and the % high-quality samples and test NLL where any run has them. Per dataset the best model on its
+    primary metric (:func:`ttdm.report.tt_claims.comparison_metric`) is bold when the spread rule separates it from
+    every other model."""
+    from ttdm.report.claims import higher_is_better
+    from ttdm.report.tt_claims import comparison_metric
+
     records, rows, groups = [], [], []
-    stats = comp.rename(columns={"swd_mean": "mean", "swd_std": "std"})
-    best = {i for _, h in stats.groupby("dataset") for i in [separated_best(h[["mean", "std"]])] if i is not None}
+    extra = [m for m in ("hq_percent", "nll") if f"{m}_mean" in comp.columns and comp[f"{m}_mean"].notna().any()]
+    best = set()
+    for _, h in comp.groupby("dataset", sort=False):
+        metric = comparison_metric(h)
+        stats = h.rename(columns={f"{metric}_mean": "mean", f"{metric}_std": "std"})[["mean", "std", "n_seeds"]]
+        i = separated_best(stats, higher_is_better=higher_is_better(metric))
+        if i is not None:
+            best.add((i, metric))
     for i, r in enumerate(comp.itertuples(index=False)):
         if i == 0 or r.dataset != records[-1]["dataset"]:
             groups.append(i)
         rec = {"dataset": r.dataset, "model": r.model, "n_params": str(int(r.n_params_mean))}
-        for k in ("wall_s", "val_loss", "swd"):
+        for k in ("wall_s", "val_loss", "swd", *extra):
             rec[f"{k}_mean"], rec[f"{k}_std"] = _pm(getattr(r, f"{k}_mean"), getattr(r, f"{k}_std"), sig)
         ratio = r.swd_mean / r.swd_floor if r.swd_floor and r.swd_floor > 0 and r.swd_mean > 0 else None
         rec["swd_ratio"] = fmt_number(ratio, sig=sig)
         records.append(rec)
+        idx = comp.index[i]
+
+        def cell(k: str, ratio: str = "") -> str:
+            text = pm_cell(rec[f"{k}_mean"], rec[f"{k}_std"], ratio) if rec[f"{k}_mean"] else "--"
+            return bold_cell(text) if (idx, k) in best else text
         rows.append([tex_escape(r.dataset), tex_escape(r.model), f"${rec['n_params']}$",
                      pm_cell(rec["wall_s_mean"], rec["wall_s_std"]), pm_cell(rec["val_loss_mean"], rec["val_loss_std"]),
-                     (bold_cell if comp.index[i] in best else str)(
-                         pm_cell(rec["swd_mean"], rec["swd_std"], rec["swd_ratio"]))])
-    header = ["Dataset", "Model", "Parameters", "Training (s)", "Validation loss", "SWD"]
-    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrccc", groups=groups)
+                     cell("swd", rec["swd_ratio"])] + [cell(k) for k in extra])
+    header = ["Dataset", "Model", "Parameters", "Training (s)", "Validation loss", "SWD"] + [
+        {"hq_percent": "HQ (\\%)", "nll": "NLL (nats/dim)"}[k] for k in extra]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrccc" + "c" * len(extra),
+                                                      groups=groups)
 
 
 def grid_latex(g: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:
@@ -81,15 +100,21 @@ def convergence_latex(conv: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame,
     for i, r in enumerate(conv.itertuples(index=False)):
         if i == 0 or r.dataset != records[-1]["dataset"]:
             groups.append(i)
+        loss_std = getattr(r, "best_val_loss_std", float("nan"))
+        time_std = getattr(r, "time_to_target_std", float("nan"))
         rec = {"dataset": r.dataset, "optimizer": r.optimizer, "steps": str(int(r.steps)),
                "target": fmt_number(r.target, sig=4), "best_val_loss": fmt_number(r.best_val_loss, sig=4),
-               "time_to_target": fmt_number(r.time_to_target, sig=sig), "wall_s": fmt_number(r.wall_s, sig=sig)}
+               "best_val_loss_std": fmt_spread(loss_std, r.best_val_loss, sig=4),
+               "time_to_target": fmt_number(r.time_to_target, sig=sig),
+               "time_to_target_std": fmt_spread(time_std, r.time_to_target, sig=sig),
+               "wall_s": fmt_number(r.wall_s, sig=sig)}
         records.append(rec)
-        rows.append([tex_escape(r.dataset), tex_escape(r.optimizer), f"${rec['steps']}$", f"${rec['best_val_loss']}$",
-                     f"${rec['target']}$", f"${rec['time_to_target']}$" if rec["time_to_target"] else "--",
+        rows.append([tex_escape(r.dataset), tex_escape(r.optimizer), f"${rec['steps']}$",
+                     pm_cell(rec["best_val_loss"], rec["best_val_loss_std"]), f"${rec['target']}$",
+                     pm_cell(rec["time_to_target"], rec["time_to_target_std"]) if rec["time_to_target"] else "--",
                      f"${rec['wall_s']}$"])
     header = ["Dataset", "Optimizer", "Steps", "Best val. loss", "Target", "Time to target (s)", "Total (s)"]
-    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrrrrr", groups=groups)
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrcrcr", groups=groups)
 
 
 def variants_latex(v: pd.DataFrame, sig: int = SIG) -> tuple[pd.DataFrame, str]:

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from ttdm.config.methods import LOOP_KEYS
 from ttdm.io import atomic_write, device_info, load_json, resolve_device, save_json, spec_hash
-from ttdm.methods.base import VAL_FRACTION, Context, Method
+from ttdm.methods.base import VAL_FRACTION, Context, Method, hold_out
 from ttdm.models.embeddings import count_parameters
 from ttdm.runs import MODEL_FORMAT, canonical, load_run, make_method
 
@@ -112,21 +112,6 @@ def _load_data(data_dir: Path, device: str) -> tuple[dict[str, Any], torch.Tenso
     if data.ndim != 2 or data.shape[1] != int(meta["dim"]):
         raise ValueError(f"{data_dir / 'train.npy'}: shape {data.shape} does not match dim {meta['dim']} in meta.json")
     return meta, torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)  # (N, D)
-
-
-def hold_out(data: torch.Tensor, dataset: str, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fitting rows, validation rows) of ``data`` (N, D): the validation rows are the first max(1, round(f N)) of
-    a permutation drawn by a CPU generator seeded by spec_hash(["validation-rows", dataset]), so they depend on the
-    dataset alone (every model and seed of a dataset is validated on the same rows); both keep the file's order."""
-    n = data.shape[0]
-    n_val = max(1, round(float(fraction) * n))
-    if not 0 < fraction < 1 or n_val >= n:
-        raise ValueError(f"cannot hold out {n_val} validation rows (val_fraction {fraction}) of {n} training rows "
-                         f"of dataset {dataset!r}; at least one row must remain for fitting")
-    gen = torch.Generator().manual_seed(int(spec_hash(["validation-rows", dataset], 15), 16))
-    perm = torch.randperm(n, generator=gen)
-    val_idx, fit_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    return data[fit_idx.to(data.device)], data[val_idx.to(data.device)]
 
 
 def _load_needs(spec: dict[str, Any], needs: dict[str, str | Path] | None, device: str) -> dict[str, Any]:

@@ -17,11 +17,11 @@ import pandas as pd
 
 from ttdm import config as cfg
 from ttdm.io import load_json
-from ttdm.report import tt_claims
+from ttdm.report import tt_claims, tt_records
 from ttdm.report.files import PaperFiles, by_dataset, read_table, run_key
 from ttdm.report.studies import STUDIES, Study
-from ttdm.report.tables import booktabs, collect_floors, tex_escape
-from ttdm.report.tt_records import TABLES, collect_runs, layout, selections, spec_frame
+from ttdm.report.tables import booktabs, collect_floors, collect_likelihood, tex_escape
+from ttdm.report.tt_records import BUDGET_TAG, TABLES, collect_runs, is_tt, layout, selections, spec_frame
 
 LANDSCAPE_FIGURE = "results/figures/landscape.pdf"
 
@@ -68,11 +68,24 @@ def convergence_losses(config: dict[str, Any]) -> list[str]:
     return [f"results/runs/{r.dataset}/{r.model}/{r.seed}/loss.csv" for r in conv.itertuples(index=False)]
 
 
+def likelihood_files(config: dict[str, Any]) -> list[str]:
+    """The test-NLL files ``ttdm tt-tables`` reads (results/likelihood/{dataset}/{model}/{seed}.csv): those of every
+    run with a likelihood (``ttdm.config.likelihood_runs``) on a dataset with TT runs, but the training-budget runs
+    (no TT table reads them); none without a ``likelihood`` block."""
+    runs = spec_frame(run_specs(config))
+    tt_sets = set(runs.loc[is_tt(runs), "dataset"])
+    budget = {(r.dataset, r.model) for r in runs.itertuples(index=False) if r.tag == BUDGET_TAG}
+    return [f"results/likelihood/{d}/{m}/{s}.csv" for d, m, s in cfg.likelihood_runs(config)
+            if d in tt_sets and (d, m) not in budget]
+
+
 def collect(config: dict[str, Any], train_files: Iterable[Path], loss_files: Iterable[Path], metrics_csv: Path,
-            floor_files: Iterable[Path], meta_files: Iterable[Path]) -> pd.DataFrame:
+            floor_files: Iterable[Path], meta_files: Iterable[Path],
+            nll_files: Iterable[Path] = ()) -> pd.DataFrame:
     """The run records (:func:`ttdm.report.tt_records.collect_runs`) of the runs whose train.json files are given,
-    each with the spec the config gives it (the spec its training job was given and saved as spec.json). Every run
-    needs its loss.csv among ``loss_files`` (read for the convergence table and the targets)."""
+    each with the spec the config gives it (the spec its training job was given and saved as spec.json) and its
+    test NLL from ``nll_files`` (:func:`likelihood_files`; NaN for a run without one). Every run needs its loss.csv
+    among ``loss_files`` (read for the convergence table and the targets)."""
     train_files = [Path(f) for f in train_files]
     have_loss = {Path(f).parent for f in loss_files}
     lacking = [str(f.parent) for f in train_files if f.parent not in have_loss]
@@ -81,7 +94,8 @@ def collect(config: dict[str, Any], train_files: Iterable[Path], loss_files: Ite
     dims = {ds: load_json(f)["dim"] for ds, f in by_dataset(meta_files).items()}
     records = [(cfg.run_spec(config, *run_key(f)), load_json(f), f.parent) for f in train_files]
     main = cfg.split_setting(cfg.main_setting(config))
-    return collect_runs(records, pd.read_csv(metrics_csv), collect_floors(floor_files), main, dims)
+    likelihood, _ = collect_likelihood(nll_files)
+    return collect_runs(records, pd.read_csv(metrics_csv), collect_floors(floor_files), main, dims, likelihood)
 
 
 def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
@@ -125,14 +139,17 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "comparison_table": tt_claims.comparison_table(comp) if comp is not None else None,
         "convergence": tt_claims.convergence_claims(conv) if conv is not None else [],
         "rank": tt_claims.rank_claims(g) if g is not None else [],
+        "rank_table": tt_claims.rank_table(g) if g is not None else None,
         "isolation": tt_claims.isolation_claims(iso) if iso is not None else [],
         "variants": tt_claims.variant_claims(var) if var is not None else [],
         "landscape": tt_claims.landscape_claims(files.inputs, (config.get("landscape") or {}).get("models")),
         "targets": tt_claims.target_rows(targets) if targets is not None else [],
+        "target_table": tt_claims.target_table(targets),
+        "param_target": f"{tt_records.PARAM_TARGET:g}", "time_target": f"{tt_records.TIME_TARGET:g}",
+        "other_targets": tt_claims.other_targets(targets),
         "findings": tt_claims.findings(comp, conv, targets, main_models),
         "headline": tt_claims.headline(comp, main_models) if comp is not None else None,
         "complexity": "bench_complexity" in files.tex(),
-        
     }, "figure_files": fig_files}
 
 
