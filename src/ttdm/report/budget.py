@@ -118,7 +118,8 @@ def steps_to_converge(summary: pd.DataFrame) -> pd.DataFrame:
 
 # ---- the table and the figure ------------------------------------------------------------------------------------
 
-METRIC_WORDS = {"hq_percent": "% high quality", "swd": "SWD"}
+METRIC_WORDS = {"hq_percent": "% high quality", "swd": "SWD"}  # figure labels
+METRIC_TEX = {"hq_percent": "HQ (\\%)", "swd": "SWD"}  # table cells and paper text
 
 
 def _floor(path: Path | None, metric: str) -> float:
@@ -147,7 +148,7 @@ def budget_table(reach: pd.DataFrame) -> str:
         main = (f"{fmt_number(r['main_value'])} at {int(r['main_steps'])}" if r["main_steps"] is not None
                 and not pd.isna(r["main_steps"]) else "--")
         gap = "--" if pd.isna(r["main_gap"]) else f"{100 * r['main_gap']:+.0f}\\,\\%"
-        rows.append([tex_escape(r["dataset"]), tex_escape(r["model"]), METRIC_WORDS.get(r["metric"], r["metric"]),
+        rows.append([tex_escape(r["dataset"]), tex_escape(r["model"]), METRIC_TEX.get(r["metric"], tex_escape(r["metric"])),
                      at, longest, main, gap])
     return booktabs(header, rows, align="lllrrrr", groups=groups)
 

@@ -46,11 +46,25 @@ BEFORE_SAVE: list[Callable[[plt.Figure, str], None]] = []
 
 
 def assign(names: Iterable[str]) -> None:
-    """Give ``names`` (the config's models, in config order) the palette's entries in that order."""
+    """Give ``names`` (the config's main models, in config order) the palette's entries in that order; a listed
+    variant's base (tt for tt-als) shares its entry, and the default names that none of them took (resnet, the
+    optimizers) keep their default entry when it is free, else the next free one, so no two get the same colour."""
     _ASSIGNED.clear()
-    _ASSIGNED.update(DEFAULT)
     for i, name in enumerate(dict.fromkeys(names)):
         _ASSIGNED[name] = i
+    for name in list(_ASSIGNED):
+        _ASSIGNED.setdefault(name.split("-")[0], _ASSIGNED[name])
+    used = set(_ASSIGNED.values())
+    for index in sorted(set(DEFAULT.values())):
+        group = [n for n, i in DEFAULT.items() if i == index]
+        taken = [_ASSIGNED[n] for n in group if n in _ASSIGNED]
+        if taken:
+            chosen = taken[0]
+        else:
+            chosen = index if index not in used else min(i for i in range(len(PALETTE) * 4) if i not in used)
+        for n in group:
+            _ASSIGNED.setdefault(n, chosen)
+        used.add(chosen)
 
 
 def _hash(name: str, n: int) -> int:

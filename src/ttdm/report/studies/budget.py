@@ -12,7 +12,7 @@ from typing import Any
 
 from ttdm import config as cfg
 from ttdm.config.grid import budget_name
-from ttdm.report.budget import METRIC_WORDS
+from ttdm.report.budget import METRIC_TEX
 from ttdm.report.claims import tt
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
@@ -109,7 +109,7 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "table": tables.get("budget"),
         "figure": "figures/budget.pdf" if figure is not None else None,
         "steps": [int(n) for n in study.get("steps", [])],
-        "metrics": sorted({METRIC_WORDS.get(m, m) for m in reach["metric"]}),
+        "metrics": sorted({METRIC_TEX.get(m, m) for m in reach["metric"]}),
     }, "figure_files": ["budget.pdf"] if figure is not None else []}
 
 
