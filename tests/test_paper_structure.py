@@ -40,8 +40,9 @@ def test_abstract_counts_networks_and_states_computed_results(rendered):
     _, _, tex = rendered
     abstract = tex.split("\\begin{abstract}")[1].split("\\end{abstract}")[0]
     assert "trains 2 neural networks in 8 training runs on 2 datasets" in " ".join(abstract.split())
-    # the best model per dataset: mlp on 8gaussians (0.021 / 0.01), res_net on tiny_digits (0.105 / 0.01)
-    assert "between 2.10 and 10.5 times the" in " ".join(abstract.split())
+    # the networks' HQ share on the mixtures (both 90.5 %, res_net misses modes: no "cover every mode")
+    assert "the networks put 90.5--90.5\\,\\% of their samples within three standard deviations of a mode (data " \
+           "floor at least" in " ".join(abstract.split())
     # DDIM is within 10 % of its best at 10 steps: 100 / 10 times fewer NFE than ddpm_100
     assert "10.0 times fewer network" in " ".join(abstract.split())
 

@@ -56,7 +56,7 @@ def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                     plain = {"datasets": block["datasets"], "models": [full], "variant": variant}
                     if training:
                         plain["training"] = training
-                    for key in ("seeds", "settings"):
+                    for key in ("seeds", "settings", "likelihood"):
                         if key in block:
                             plain[key] = block[key]
                     grid.append(plain)
@@ -87,7 +87,8 @@ def budget_name(model: str, steps: int) -> str:
 def _budget_blocks(config: dict[str, Any], models: dict[str, Any],
                    grid: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Grid blocks of the ``budget`` study: for every listed (dataset, model) of the grid and budget N, the model
-    NAME-stepsN-budget, trained like the grid's run but for N steps, sampled with the main setting only."""
+    NAME-stepsN-budget, trained like the grid's run but for N steps, sampled with the main setting only (none for
+    the budget that equals the grid run's own steps: that run is reused)."""
     from ttdm.config.specs import main_setting
 
     study = config.get("budget")
@@ -103,7 +104,10 @@ def _budget_blocks(config: dict[str, Any], models: dict[str, Any],
                 errors.append(f"budget: model {model!r} is not trained on dataset {dataset!r} by the grid; the "
                               f"budget study retrains runs of the grid")
                 continue
+            main_steps = int({**config["training"], **(base.get("training") or {})}["steps"])
             for steps in study["steps"]:
+                if int(steps) == main_steps:
+                    continue  # the grid's own run is this budget's run (ttdm.report.studies.budget.entries)
                 name = budget_name(model, steps)
                 models[name] = config["models"][model]
                 variant = {"base": model, "optimizer": None, "sweep": {}, "tag": "budget", "budget_steps": steps}

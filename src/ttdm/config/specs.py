@@ -11,9 +11,10 @@ from ttdm.config.grid import block_for, main_models, n_eval, runs
 from ttdm.config.methods import resolved_training
 from ttdm.config.schema import ConfigError, validate_config
 
-# Bumped when the training loop's semantics change (2: EMA warm-up, held-out validation rows, the solver's setup in
-# wall_s), so runs trained by an older loop are retrained: it is part of every run's spec.
-LOOP_VERSION = 2
+# Bumped when the training loop's semantics or a model's default architecture change (2: EMA warm-up, held-out
+# validation rows, the solver's setup in wall_s; 3: the learning-rate schedule, the linear skip of resnet and unet),
+# so runs trained before are retrained: it is part of every run's spec.
+LOOP_VERSION = 3
 
 # --------------------------------------------------------------------------------------------------------------------
 # The grid and the job specs
@@ -113,14 +114,16 @@ def likelihood_spec(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """(dataset, model, seed) of every run whose method provides a denoiser (no runs without a likelihood block)."""
+    """(dataset, model, seed) of every run whose method provides a denoiser, except the runs of grid blocks with
+    ``likelihood: false`` (no runs without a likelihood block)."""
     from ttdm.config.grid import training_for
     from ttdm.methods import METHODS
 
     if not config.get("likelihood"):
         return []
     return [(d, m, s) for d, m, s in runs(config)
-            if "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides]
+            if block_for(config, d, m).get("likelihood", True)
+            and "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides]
 
 
 def eval_spec(config: dict[str, Any], seed: int) -> dict[str, Any]:

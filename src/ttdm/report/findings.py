@@ -9,6 +9,7 @@ columns, so that no paragraph enumerates models one by one. Every comparison fol
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,12 +205,14 @@ def _factor(x: float) -> str:
 
 
 def divergence_report(div: pd.DataFrame | None, *, sampler_floor: str | None = None,
-                      factor: float = EXPLODING) -> dict[str, object]:
+                      factor: float = EXPLODING, causes: dict[str, str] | None = None) -> dict[str, object]:
     """Every run/sampler pair with non-finite samples or an SWD above ``factor`` times the data floor
     (:func:`ttdm.report.tables.divergence`), for the paper: {"n_pairs", "n_runs", "n_total" (pairs checked),
     "sentence" (naming every pair when there are at most ``SENTENCE_PAIRS``, else saying how many and where the
     table is), "table" (booktabs LaTeX, one row per pair, or None), "appendix" (whether the table is long enough to
-    go to the appendix)}. None when no divergence table was given."""
+    go to the appendix)}; ``causes``: {model: known cause} (e.g. from :func:`ttdm.report.studies.ddpm.known_causes`),
+    given beside the model's pairs. None when no divergence table was given."""
+    causes = causes or {}
     if div is None:
         return {"n_pairs": 0, "n_runs": 0, "n_total": 0, "sentence": None, "table": None, "appendix": False}
     bad = div[div["diverged"].astype(bool)].sort_values(["dataset", "model", "seed", "sampler", "nfe"])
@@ -231,7 +234,8 @@ def divergence_report(div: pd.DataFrame | None, *, sampler_floor: str | None = N
         return out
     if len(bad) <= SENTENCE_PAIRS:
         items = [f"{model_label(r.model, sampler_floor)} on {tt(r.dataset)} (seed ${r.seed}$) with {tt(r.sampler)} in "
-                 f"${r.steps}$ steps ({what(r)})" for r in bad.itertuples(index=False)]
+                 f"${r.steps}$ steps ({what(r)}" + (f"; {causes[r.model]}" if r.model in causes else "") + ")"
+                 for r in bad.itertuples(index=False)]
         out["sentence"] = (f"Diverged (non-finite samples, or an SWD above ${_factor(factor)}$ times the data "
                            f"floor): {words(items)}.")
         return out
@@ -240,9 +244,9 @@ def divergence_report(div: pd.DataFrame | None, *, sampler_floor: str | None = N
         ratio = f"${fmt_number(r.swd_ratio)}$" if np.isfinite(r.swd_ratio) else "--"
         rows.append([tt(r.dataset), model_label(r.model, sampler_floor), f"${r.seed}$", tt(r.sampler),
                      f"${r.steps}$", f"${fmt_number(100 * r.nonfinite_fraction) or '0'}$"
-                     if np.isfinite(r.nonfinite_fraction) else "--", ratio])
-    out["table"] = booktabs(["Dataset", "Model", "Seed", "Sampler", "Steps", "Non-finite (\\%)", "SWD / floor"],
-                            rows, align="llrlrrr")
+                     if np.isfinite(r.nonfinite_fraction) else "--", ratio, causes.get(r.model, "--")])
+    out["table"] = booktabs(["Dataset", "Model", "Seed", "Sampler", "Steps", "Non-finite (\\%)", "SWD / floor",
+                             "Known cause"], rows, align="llrlrrrp{4.2cm}")
     out["appendix"] = len(rows) > MAIN_TEXT_ROWS
     models = sorted(set(bad["model"]))
     out["sentence"] = (f"${len(bad)}$ of the ${len(div)}$ run/sampler pairs (${n_runs}$ run{'s' if n_runs != 1 else ''}"
@@ -250,3 +254,25 @@ def divergence_report(div: pd.DataFrame | None, *, sampler_floor: str | None = N
                        f"an SWD above ${_factor(factor)}$ times the data floor; Table~\\ref{{tab:diverged}} "
                        f"names every pair.")
     return out
+
+
+def mixture_headline(summary: pd.DataFrame, sampler: str, steps: int, networks: Sequence[str],
+                     sampler_floor: str | None = None) -> dict[str, Any] | None:
+    """The networks' mode coverage on the Gaussian mixtures at the main setting, for the abstract: over the mixtures
+    (datasets with ``hq_percent``) and the given networks, the lowest and highest mean HQ percentage, whether every
+    network covers every mode on every mixture (mean over seeds), the data floors' lowest HQ percentage and the
+    sampler floor's (the exact ε* under the same sampler; None without one).  None when no mixture has a network."""
+    at = summary[(summary["sampler"] == sampler) & (summary["steps"] == steps)]
+    hq = at[(at["metric"] == "hq_percent") & at["model"].isin(list(networks))]
+    if hq.empty:
+        return None
+    covered = at[(at["metric"] == "modes_covered") & at["model"].isin(list(networks))]
+    total = at[(at["metric"] == "modes_total")].groupby("dataset")["mean"].first()
+    all_modes = bool(len(covered)) and all(
+        row["mean"] >= total.get(row["dataset"], float("inf")) for _, row in covered.iterrows())
+    floors = at[at["metric"] == "hq_percent"].groupby("dataset")["floor"].first()
+    sf = at[(at["metric"] == "hq_percent") & (at["model"] == sampler_floor)] if sampler_floor else at.iloc[:0]
+    return {"datasets": sorted(set(hq["dataset"])), "lo": float(hq["mean"].min()), "hi": float(hq["mean"].max()),
+            "worst": (str(hq.loc[hq["mean"].idxmin(), "model"]), str(hq.loc[hq["mean"].idxmin(), "dataset"])),
+            "all_modes": all_modes, "floor_lo": float(floors.min()) if len(floors) else None,
+            "sampler_floor_lo": float(sf["mean"].min()) if len(sf) else None}

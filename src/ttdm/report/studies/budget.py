@@ -33,8 +33,9 @@ def entries(config: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for dataset in study["datasets"]:
         for model in study["models"]:
-            runs = [(budget_name(model, n), s, int(n), False) for n in study["steps"] for s in study.get("seeds", [0])]
             main_steps = int(cfg.run_spec(config, dataset, model, 0)["training"]["steps"])
+            runs = [(model if int(n) == main_steps else budget_name(model, n), s, int(n), False)
+                    for n in study["steps"] for s in study.get("seeds", [0])]  # a budget of the grid's steps: its run
             runs += [(model, s, main_steps, True) for d, m, s in cfg.runs(config) if (d, m) == (dataset, model)]
             for name, seed, steps, is_main in runs:
                 if (dataset, name, seed) not in trained:

@@ -46,6 +46,21 @@ def figure_kinds(config: dict[str, Any]) -> list[str]:
     return [k for k in KINDS if k != "nfe" or "swd" in config["metrics"]]
 
 
+def known_causes(config: dict[str, Any]) -> dict[str, str]:
+    """{model: the known cause of its divergence} from its configuration: a TT without the analytic head start
+    (its inputs are clamped to a box, so outside it ε_θ stays flat while ε* ≈ x grows, and the samplers' 1/√α
+    expansion is not cancelled), and a ResNet or U-Net without the linear skip (its output is bounded by the last
+    norm layer; deterministic DDIM multiplies the part of x it misses by up to 1/√ᾱ_T)."""
+    out = {}
+    for name, model in config.get("models", {}).items():
+        arch = model.get("arch")
+        if arch == "tt" and model.get("prior") == "none":
+            out[name] = "TT without the $\\sigma_t x$ head start: flat outside its input box"
+        elif arch in ("resnet", "unet") and model.get("linear_skip") is False:
+            out[name] = "bounded output (no linear skip) under DDIM"
+    return out
+
+
 def sampler_floor(config: dict[str, Any]) -> str | None:
     """The sampler floor model: ``paper.sampler_floor`` when the grid trains that model, else None."""
     name = (config.get("paper") or {}).get("sampler_floor")
@@ -197,8 +212,10 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
     ddpm: dict[str, Any] = {"findings": [], "mode_table": None, "nfe_table": None, "nfe_saving": None,
                             "nfe_samplers": [], "first_figure": None, "floor_range": None,
                             "main_table": None, "full_table": None, "run_tables": [],
-                            "divergence": findings.divergence_report(div, sampler_floor=floor_model),
-                            "sampler_floor": None, "has_nll": False, "has_true_nll": False, "primary": []}
+                            "divergence": findings.divergence_report(div, sampler_floor=floor_model,
+                                                                     causes=known_causes(config)),
+                            "sampler_floor": None, "has_nll": False, "has_true_nll": False, "primary": [],
+                            "mixtures": None}
     if main is not None and shown is not None:
         sampler, steps = main["sampler"], main["steps"]
         setting = f"{sampler}_{steps}"
@@ -230,6 +247,10 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
                      "nfe_samplers": [tt(s) for s in dict.fromkeys(reach["sampler"])],
                      "nfe_tried": sorted({int(n) for n in reach["tried"].str.split(", ").explode()})
                      if len(reach) else [],
+                     "mixtures": findings.mixture_headline(
+                         shown, sampler, steps, sampler_floor=floor_model,
+                         networks=[m for m in models if config.get("models", {}).get(m, {}).get("arch") != "tt"
+                                   and m != floor_model]),
                      "sampler_floor": tt(floor_model) if has_floor else None,
                      "has_nll": bool((shown["metric"] == "nll").any()),
                      "has_true_nll": bool(len(lik_floors[lik_floors["metric"] == "nll"])),
