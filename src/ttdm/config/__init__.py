@@ -60,13 +60,18 @@ def likelihood_runs(config: dict) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in _cache.derived(config, "likelihood_runs", (), _specs.likelihood_runs)]
 
 
+def arch_priors(config: dict) -> dict:
+    """:func:`ttdm.config.specs.arch_priors` (it imports the models, i.e. torch), from the validation cache."""
+    return _cache.derived(config, "arch_priors", (), _specs.arch_priors)
+
+
 def complexity_spec(config: dict) -> dict:
     """:func:`ttdm.config.specs.complexity_spec`, from the validation cache when it holds ``config``."""
     return _cache.derived(config, "complexity_spec", (), _specs.complexity_spec)
 
 
 __all__ = [
-    "LOOP_KEYS", "SCHEMA_PATH", "ConfigError", "bench_spec", "block_for", "complexity_spec", "data_spec", "eval_spec",
+    "LOOP_KEYS", "SCHEMA_PATH", "arch_priors", "ConfigError", "bench_spec", "block_for", "complexity_spec", "data_spec", "eval_spec",
     "expand_grid", "job_resources", "likelihood_runs", "likelihood_spec", "load_config", "load_schema", "main_models", "main_setting", "n_eval", "needs_of",
     "resolved_training", "run_settings", "run_spec", "runs", "sample_spec", "sampling_keys", "settings_for",
     "split_setting", "training_for", "used_datasets", "validate_config",

@@ -165,7 +165,14 @@ def _likelihood_table(config: dict[str, Any]) -> dict[str, Any]:
     return {json.dumps([]): [list(run) for run in likelihood_runs(config)]}  # JSON has no tuples
 
 
+def _priors_table(config: dict[str, Any]) -> dict[str, Any]:
+    from ttdm.config.specs import arch_priors
+
+    return {json.dumps([]): arch_priors(config)}
+
+
 DERIVED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "arch_priors": _priors_table,
     "likelihood_runs": _likelihood_table,
     "run_settings": _settings_table,
     "needs_of": _needs_table,

@@ -126,6 +126,20 @@ def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
             and "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides]
 
 
+def arch_priors(config: dict[str, Any]) -> dict[str, str | None]:
+    """{arch: the default of its ``prior`` option (None without one)} for every architecture of the config's models
+    (it imports the models, i.e. torch)."""
+    from ttdm.models import MODELS
+    from ttdm.options import fields_of
+
+    out: dict[str, str | None] = {}
+    for arch in sorted({m["arch"] for m in config["models"].values()}):
+        options = MODELS.options(arch)
+        field = fields_of(options).get("prior") if options is not None else None
+        out[arch] = str(field[2]) if field is not None else None
+    return out
+
+
 def eval_spec(config: dict[str, Any], seed: int) -> dict[str, Any]:
     """Spec of a metrics job: the metrics with their options and the seed of their random projections."""
     return {"metrics": config["metrics"], "seed": int(seed) + config["data_seed"]}

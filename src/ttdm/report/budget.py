@@ -112,6 +112,10 @@ def steps_to_converge(summary: pd.DataFrame) -> pd.DataFrame:
                      "main_steps": int(main["steps"].iloc[0]) if len(main) else None,
                      "main_value": float(main["value"].iloc[0]) if len(main) else float("nan"),
                      "main_gap": float(main["gap"].iloc[0]) if len(main) else float("nan"),
+                     "main_metric_ok": (converged(float(main["value"].iloc[0]), float(budgets["ref_value"].iloc[0]),
+                                                  g["metric"].iloc[0]) if len(main) else None),
+                     "main_nll_gap": (float(main["nll"].iloc[0] - budgets["ref_nll"].iloc[0]) if len(main)
+                                      else float("nan")),
                      "main_converged": bool(main["converged"].iloc[0]) if len(main) else None})
     return pd.DataFrame(rows)
 

@@ -135,7 +135,7 @@ def primary_findings(summary: pd.DataFrame, sampler: str, steps: int, *,
     if not primaries:
         return []
     used = sorted({SENTENCE_LABELS.get(m, m) for m in primaries.values()})
-    by = "By the primary metric (" + words(used) + ")" if len(used) > 1 else f"By the primary metric, {used[0]}"
+    by = "By each dataset's primary metric (" + words(used) + ", Section~\\ref{sec:setup})" if len(used) > 1 else f"By the primary metric, {used[0]}"
     text = _best_sentence(*best_counts(summary, sampler, steps, None, exclude=exclude), by)
     return [text] if text else []
 
@@ -205,14 +205,17 @@ def _factor(x: float) -> str:
 
 
 def divergence_report(div: pd.DataFrame | None, *, sampler_floor: str | None = None,
-                      factor: float = EXPLODING, causes: dict[str, str] | None = None) -> dict[str, object]:
+                      factor: float = EXPLODING, causes: dict[Any, str] | None = None) -> dict[str, object]:
     """Every run/sampler pair with non-finite samples or an SWD above ``factor`` times the data floor
     (:func:`ttdm.report.tables.divergence`), for the paper: {"n_pairs", "n_runs", "n_total" (pairs checked),
     "sentence" (naming every pair when there are at most ``SENTENCE_PAIRS``, else saying how many and where the
     table is), "table" (booktabs LaTeX, one row per pair, or None), "appendix" (whether the table is long enough to
     go to the appendix)}; ``causes``: {model: known cause} (e.g. from :func:`ttdm.report.studies.ddpm.known_causes`),
-    given beside the model's pairs. None when no divergence table was given."""
-    causes = causes or {}
+    given beside the model's pairs (a key (model, sampler) is more specific than a model). None when no divergence table was given."""
+    known = causes or {}
+
+    def cause(r) -> str | None:  # by (model, sampler name), else by model
+        return known.get((r.model, r.sampler), known.get(r.model))
     if div is None:
         return {"n_pairs": 0, "n_runs": 0, "n_total": 0, "sentence": None, "table": None, "appendix": False}
     bad = div[div["diverged"].astype(bool)].sort_values(["dataset", "model", "seed", "sampler", "nfe"])
@@ -234,7 +237,7 @@ def divergence_report(div: pd.DataFrame | None, *, sampler_floor: str | None = N
         return out
     if len(bad) <= SENTENCE_PAIRS:
         items = [f"{model_label(r.model, sampler_floor)} on {tt(r.dataset)} (seed ${r.seed}$) with {tt(r.sampler)} in "
-                 f"${r.steps}$ steps ({what(r)}" + (f"; {causes[r.model]}" if r.model in causes else "") + ")"
+                 f"${r.steps}$ steps ({what(r)}" + (f"; {cause(r)}" if cause(r) else "") + ")"
                  for r in bad.itertuples(index=False)]
         out["sentence"] = (f"Diverged (non-finite samples, or an SWD above ${_factor(factor)}$ times the data "
                            f"floor): {words(items)}.")
@@ -244,7 +247,7 @@ def divergence_report(div: pd.DataFrame | None, *, sampler_floor: str | None = N
         ratio = f"${fmt_number(r.swd_ratio)}$" if np.isfinite(r.swd_ratio) else "--"
         rows.append([tt(r.dataset), model_label(r.model, sampler_floor), f"${r.seed}$", tt(r.sampler),
                      f"${r.steps}$", f"${fmt_number(100 * r.nonfinite_fraction) or '0'}$"
-                     if np.isfinite(r.nonfinite_fraction) else "--", ratio, causes.get(r.model, "--")])
+                     if np.isfinite(r.nonfinite_fraction) else "--", ratio, cause(r) or "--"])
     out["table"] = booktabs(["Dataset", "Model", "Seed", "Sampler", "Steps", "Non-finite (\\%)", "SWD / floor",
                              "Known cause"], rows, align="llrlrrrp{4.2cm}")
     out["appendix"] = len(rows) > MAIN_TEXT_ROWS

@@ -59,8 +59,9 @@ TARGET_COLUMNS = ["name", "met", "text", "kind", "dataset", "setting", "tt_model
                   "nll_verdict", "swd_ratio", "param_ratio", "time_ratio", "quality_met", "failed"]
 
 
-def spec_record(spec: dict[str, Any]) -> dict[str, Any]:
-    """The structural columns (``SPEC_COLUMNS``) of a run, from its spec (``ttdm.config.run_spec``, spec.json)."""
+def spec_record(spec: dict[str, Any], priors: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """The structural columns (``SPEC_COLUMNS``) of a run, from its spec (``ttdm.config.run_spec``, spec.json);
+    ``priors``: {arch: default prior} (``ttdm.config.arch_priors``), else looked up in the model registry."""
     variant = spec.get("variant") or {}
     cfg = spec.get("model_cfg", {})
     return {
@@ -69,18 +70,20 @@ def spec_record(spec: dict[str, Any]) -> dict[str, Any]:
         "optimizer": variant.get("optimizer") or spec["training"].get("optimizer", "adam"),
         "solver": spec["training"].get("optimizer", "adam"), "method": spec["method"],
         "rank": cfg.get("rank"), "degree": cfg.get("degree"), "layout": cfg.get("layout"),
-        "prior": model_prior(spec["arch"], cfg), "tag": variant.get("tag"),
+        "prior": model_prior(spec["arch"], cfg, priors), "tag": variant.get("tag"),
         "swept": json.dumps(variant.get("sweep") or {}, sort_keys=True),
         **{k: spec["training"].get(k) for k in SETTING_KEYS},
     }
 
 
-def model_prior(arch: str, model_cfg: dict[str, Any]) -> str | None:
+def model_prior(arch: str, model_cfg: dict[str, Any], priors: dict[str, str | None] | None = None) -> str | None:
     """The analytic head start a model uses (its ``prior`` option: "gaussian" adds σ_t x, "none" does not): the
     configured value, else the architecture's declared default (networks "none", the TT "gaussian"); None for an
     architecture without the option (the sampler floor)."""
     if "prior" in model_cfg:
         return str(model_cfg["prior"])
+    if priors is not None and arch in priors:
+        return priors[arch]
     try:
         from ttdm.models import MODELS
         from ttdm.options import fields_of
@@ -99,9 +102,9 @@ def swept_keys(swept: object) -> frozenset[str]:
     return frozenset(json.loads(swept))
 
 
-def spec_frame(specs: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def spec_frame(specs: Iterable[dict[str, Any]], priors: dict[str, str | None] | None = None) -> pd.DataFrame:
     """Records of runs known by their specs only (columns ``RUN_COLUMNS``, the measured ones empty)."""
-    return pd.DataFrame([spec_record(s) for s in specs], columns=RUN_COLUMNS)
+    return pd.DataFrame([spec_record(s, priors) for s in specs], columns=RUN_COLUMNS)
 
 
 def collect_runs(runs: Iterable[tuple[dict[str, Any], dict[str, Any], PathLike]], metrics: pd.DataFrame,

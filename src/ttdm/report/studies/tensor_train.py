@@ -32,7 +32,7 @@ def run_specs(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def outputs(config: dict[str, Any]) -> dict[str, list[str]]:
-    runs = spec_frame(run_specs(config))
+    runs = spec_frame(run_specs(config), cfg.arch_priors(config))
     out: dict[str, list[str]] = {"tt-tables": [], "tt-figures": [], "landscape-figure": []}
     if (runs["arch"] == "tt").any():
         lay = layout(runs)
@@ -63,7 +63,7 @@ def inputs(config: dict[str, Any]) -> list[str]:
 
 def convergence_losses(config: dict[str, Any]) -> list[str]:
     """The loss.csv files ``ttdm tt-figures`` reads: those of the runs the convergence figures draw."""
-    runs = spec_frame(run_specs(config))
+    runs = spec_frame(run_specs(config), cfg.arch_priors(config))
     conv = selections(runs)["convergence"]
     return [f"results/runs/{r.dataset}/{r.model}/{r.seed}/loss.csv" for r in conv.itertuples(index=False)]
 
@@ -72,7 +72,7 @@ def likelihood_files(config: dict[str, Any]) -> list[str]:
     """The test-NLL files ``ttdm tt-tables`` reads (results/likelihood/{dataset}/{model}/{seed}.csv): those of every
     run with a likelihood (``ttdm.config.likelihood_runs``) on a dataset with TT runs, but the training-budget runs
     (no TT table reads them); none without a ``likelihood`` block."""
-    runs = spec_frame(run_specs(config))
+    runs = spec_frame(run_specs(config), cfg.arch_priors(config))
     tt_sets = set(runs.loc[is_tt(runs), "dataset"])
     budget = {(r.dataset, r.model) for r in runs.itertuples(index=False) if r.tag == BUDGET_TAG}
     return [f"results/likelihood/{d}/{m}/{s}.csv" for d, m, s in cfg.likelihood_runs(config)
