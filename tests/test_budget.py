@@ -159,7 +159,7 @@ def test_the_budget_report_finds_the_fewest_converged_steps_and_the_main_gap(tmp
     assert reach["main_gap"] == pytest.approx((60 - 95) / 95) and not reach["main_converged"]
     assert not reach["still_improving"]  # 92 → 95: within 10 %
     text = " ".join(findings(steps_to_converge(summarise(runs))))
-    assert "0 of 1 main runs of the study are within 10" in text and "(-37" in text
+    assert "0 of 1 main runs of the training-budget study are within 10" in text and "(-37" in text
     assert "On the test NLL 0 of 1 are within 0.1~nats/dim" in text and "largest gap is 0.550~nats/dim" in text
 
 

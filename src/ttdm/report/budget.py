@@ -193,7 +193,9 @@ def budget_figure(runs: pd.DataFrame, floors: dict[str, Path], nll_floors: dict[
                 if np.isfinite(floor):
                     ax.axhline(floor, **FLOOR, label="data floor" if column == "value" else "true NLL")
                 ax.set_xscale("log")
-                readable_log(ax, "x")
+                budgets = sorted({int(n) for n in g["steps"]})
+                ax.set_xticks(budgets, [f"{n:g}" if n < 1000 else f"{n / 1000:g}k" for n in budgets])
+                ax.minorticks_off()
                 if metric == "swd" and column == "value":
                     ax.set_yscale("log")
                     readable_log(ax, "y")

@@ -79,7 +79,7 @@ def findings(reach: Any) -> list[str]:
     if len(main):
         ok = main[main["main_metric_ok"] == True]  # noqa: E712
         out.append(f"On the sample metric (HQ percentage on the mixtures, SWD elsewhere) {len(ok)} of {len(main)} "
-                   f"main runs of the study are within 10\\,\\% of the longest budget's value"
+                   f"main runs of the training-budget study are within 10\\,\\% of the longest budget's value"
                    + ("." if len(ok) == len(main) else "; not: " + "; ".join(
                        f"{tt(r['model'])} on {tt(r['dataset'])} ({100 * r['main_gap']:+.0f}\\,\\%)"
                        for _, r in main[main["main_metric_ok"] != True].head(5).iterrows()) + "."))  # noqa: E712
