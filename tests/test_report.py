@@ -382,7 +382,7 @@ def test_claims_name_the_best_model(tmp_path, flip):
     assert "\\texttt{res\\_net} trains $1.95$ times slower than \\texttt{mlp}" in training  # 205 / 105
     # the findings open with the primary metric; only the separated dataset counts
     assert context["ddpm"]["findings"][0] == (
-        f"By the primary metric (HQ percentage and SWD), the best model is \\texttt{{{tex_escape(best)}}} on $1$ of "
+        f"By each dataset's primary metric (HQ percentage and SWD, Section~\\ref{{sec:setup}}), the best model is \\texttt{{{tex_escape(best)}}} on $1$ of "
         "the $2$ datasets with several models; on the other $1$ the best is not separated from the runner-up (the "
         "gap is within their combined standard error).")
 

@@ -418,9 +418,12 @@ def findings(comp: pd.DataFrame | None, conv: pd.DataFrame | None, targets: pd.D
 
 # ---- the targets --------------------------------------------------------------------------------------------------
 def target_rows(targets: pd.DataFrame) -> list[dict]:
-    """The targets as {"name", "met", "text"} records, failed ones first."""
+    """The targets as {"name", "met", "text", "tabled"} records, failed ones first; ``tabled``: the target is a row
+    of the TT-vs-network target table (kind "network"), so the paper need not repeat its sentence."""
     t = targets.assign(ok=targets["met"].astype(str).str.lower() == "true").sort_values("ok", kind="stable")
-    return [{"name": tex_escape(r.name), "met": bool(r.ok), "text": r.text} for r in t.itertuples(index=False)]
+    kinds = t["kind"] if "kind" in t.columns else pd.Series([None] * len(t), index=t.index)
+    return [{"name": tex_escape(r.name), "met": bool(r.ok), "text": r.text, "tabled": kind == "network"}
+            for r, kind in zip(t.itertuples(index=False), kinds)]
 
 
 def _prior_word(prior: object) -> str:
