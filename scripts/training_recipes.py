@@ -37,7 +37,12 @@ RECIPES = {  # name -> (lr, schedule, warmup, batch, steps, model options)
     "cosine lr 3e-3, 4000 steps": (3e-3, "cosine", 100, 256, 4000, {}),
     "cosine lr 3e-3, Fourier features": (3e-3, "cosine", 100, 256, 2000, {"fourier": 6}),
     "cosine lr 3e-3, Fourier, 3000 steps": (3e-3, "cosine", 100, 256, 3000, {"fourier": 6}),
+    "Fourier, t sampled towards 0": (3e-3, "cosine", 100, 256, 2000, {"fourier": 6}, {"t_sampling": "low"}),
+    "Fourier, Min-SNR-5 weighting": (3e-3, "cosine", 100, 256, 2000, {"fourier": 6}, {"weighting": "minsnr5"}),
 }
+# t_sampling "low": i = ⌊T u²⌋, u ~ U(0, 1) (density ∝ 1/√i: more steps near the data, where the mixtures are sharp);
+# weighting "minsnr5": the ε-loss of step i weighted by min(SNR_i, 5)/SNR_i (Min-SNR-γ, Hang et al. 2023), which
+# down-weights the low-noise steps.
 
 
 def lr_at(lr: float, schedule: str, warmup: int, n: int, steps: int) -> float:
@@ -47,7 +52,8 @@ def lr_at(lr: float, schedule: str, warmup: int, n: int, steps: int) -> float:
 
 
 def run(dataset: str, arch: str, recipe: tuple, seed: int) -> dict:
-    lr, schedule, warmup, batch, steps, options = recipe
+    lr, schedule, warmup, batch, steps, options = recipe[:6]
+    knobs = recipe[6] if len(recipe) > 6 else {}
     meta = json.loads((ROOT / "results" / "data" / dataset / "meta.json").read_text())
     x = torch.from_numpy(np.load(ROOT / "results" / "data" / dataset / "train.npy")).float()
     torch.manual_seed(seed)
@@ -61,9 +67,16 @@ def run(dataset: str, arch: str, recipe: tuple, seed: int) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr_at(lr, schedule, warmup, n, steps)
         x0 = x[torch.randint(0, len(x), (batch,), generator=gen)]
-        i = torch.randint(0, sched.T, (batch,), generator=gen)
+        if knobs.get("t_sampling") == "low":
+            i = (sched.T * torch.rand(batch, generator=gen) ** 2).long().clamp(max=sched.T - 1)
+        else:
+            i = torch.randint(0, sched.T, (batch,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
-        loss = ((eps - model(sched.q_sample(x0, i, eps), sched.time(i).float())) ** 2).mean()
+        per_row = ((eps - model(sched.q_sample(x0, i, eps), sched.time(i).float())) ** 2).mean(dim=1)
+        if knobs.get("weighting") == "minsnr5":
+            snr = torch.exp(2 * sched.logsnr(i)).float()
+            per_row = per_row * torch.clamp(snr, max=5.0) / snr
+        loss = per_row.mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -86,6 +99,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "recipes.csv")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--archs", nargs="+", default=["mlp", "resnet"])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), help="names of RECIPES to run (default all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,13 +110,14 @@ def main() -> None:
         writer.writeheader()
         for dataset in ("8gaussians", "25gaussians"):
             for arch in args.archs:
-                for name, recipe in RECIPES.items():
+                for name, recipe in ((n, RECIPES[n]) for n in args.recipes):
                     for seed in args.seeds:
                         row = run(dataset, arch, recipe, seed)
-                        lr, schedule, warmup, batch, steps, options = recipe
+                        lr, schedule, warmup, batch, steps, options = recipe[:6]
                         writer.writerow({"dataset": dataset, "arch": arch, "recipe": name, "seed": seed, "lr": lr,
                                          "lr_schedule": schedule, "warmup": warmup, "batch_size": batch,
-                                         "steps": steps, "options": json.dumps(options), **row})
+                                         "steps": steps, "options": json.dumps({**options, **(recipe[6] if len(recipe) > 6 else {})}),
+                                         **row})
                         f.flush()
                         print(dataset, arch, name, seed, row, flush=True)
 

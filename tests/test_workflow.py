@@ -86,10 +86,12 @@ def test_dry_run_has_one_job_per_grid_point(root, tmp_path, tiny_config):
     out = snakemake(workdir, "-n").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     # 8gaussians x mlp x 2 seeds + digits x unet x 2 seeds, and the TT grid: tt x {als, rgd} x 2 seeds,
-    # the sweep's rank 3 (seed 0; rank 2 is the base run) and the isolation run
-    n_runs, n_settings = 4 + 4 + 1 + 1, 3  # ddpm_200, ddim_5, ddim_20: one sample and one evaluate job each
-    assert counts["train"] == str(n_runs)
-    assert counts["sample"] == str(n_runs * n_settings) and counts["evaluate"] == str(n_runs * n_settings)
+    # the sweep's rank 3 (seed 0; rank 2 is the base run), the isolation run and the sampler floor (seed 0)
+    n_runs, n_settings = 4 + 4 + 1 + 1 + 1, 3  # ddpm_200, ddim_5, ddim_20: one sample and one evaluate job each
+    # the budget study: mlp for 50 steps, sampled at the main setting only (its 200-step budget is the grid's run)
+    assert counts["train"] == str(n_runs + 1)
+    assert counts["sample"] == str(n_runs * n_settings + 1) and counts["evaluate"] == str(n_runs * n_settings + 1)
+    assert counts["budget_report"] == "1"
     assert counts["data"] == "2" and counts["floor"] == "2" and counts["paper"] == "1"
     assert counts["landscape"] == "2" and counts["tt_tables"] == "1" and counts["tt_figures"] == "1"
 
@@ -114,7 +116,8 @@ def test_pipeline_outputs_and_pdf_numbers(pipeline):
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     text = text.replace("−", "-")
     display = pd.read_csv(results / "tables" / "summary_display.csv", dtype=str)
-    assert len(display) == 3  # the main models: mlp and tt-als on 8gaussians, unet on digits
+    # the main models (mlp and tt-als on 8gaussians, unet on digits) and the data floor row of 8gaussians
+    assert len(display) == 4 and set(display["model"]) == {"mlp", "tt-als", "unet", "data floor"}
     assert "Tensor-train noise models" in text
     for table in ("summary", "tt_comparison", "tt_grid", "tt_isolation"):
         display = pd.read_csv(results / "tables" / f"{table}_display.csv", dtype=str, keep_default_na=False)
@@ -131,11 +134,11 @@ def test_html_report_has_every_figure_caption_and_provenance(pipeline):
     snakemake(pipeline, "--report", "report.html")
     html = (pipeline / "report.html").read_text()
     figures = [f"{d}_{k}.png" for d in ("8gaussians", "digits") for k in ("samples", "loss", "nfe")]
-    figures += ["tt_convergence_8gaussians.png", "tt_rank.png", "tt_isolation.png", "landscape.png"]
+    figures += ["tt_convergence_8gaussians.png", "tt_rank.png", "tt_isolation.png", "landscape.png", "budget.png"]
     for name in figures:
         assert name in html, name
-    for caption in ("Samples of every model", "Training loss", "Sliced Wasserstein distance", "Tensor-train experiments",
-                    "Loss landscapes"):
+    for caption in ("Samples of every model", "Training loss", "against the number of function evaluations",
+                    "Tensor-train experiments", "Loss landscapes", "against training steps"):
         assert caption in html, caption
     assert "paper.pdf" in html and "Provenance" in html  # the paper, with its provenance section (git commit...)
     assert "checkpoint_every" in html  # the complete configuration (workflow.rst)
