@@ -29,9 +29,9 @@ from ttdm.report import findings
 from ttdm.report.claims import (best_model_claims, higher_is_better, primary_metric, ranking, separated,
                                 standard_error, training_claims)
 from ttdm.report.studies import ddpm as ddpm_study
-from ttdm.report.tables import (collect_floors, collect_metrics, constant_note, diverged_runs, divergence,
-                                fmt_number, fmt_spread, main_table, run_tables as per_run_tables, separated_best,
-                                summarize, tex_escape, write_tables)
+from ttdm.report.per_run import diverged_runs, divergence, run_tables as per_run_tables
+from ttdm.report.tables import (collect_floors, collect_metrics, constant_note, fmt_number, fmt_spread, main_table,
+                                separated_best, summarize, tex_escape, write_tables)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "paper"
 DATASETS = {"8gaussians": 2, "tiny_digits": 64}  # name -> D; tiny_digits holds 1×8×8 images

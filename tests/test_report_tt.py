@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttdm.report import tt_claims, tt_records
+from ttdm.report import tt_claims, tt_records, tt_targets
 from ttdm.report.claims import separated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,19 +70,19 @@ def prior_runs(runs, tmp_path):
 # ---- the spread rule ----------------------------------------------------------------------------------------------
 def test_compare_is_the_spread_rule_of_claims():
     # se = 0.1 / 2 = 0.05 on both sides: combined sqrt(2) * 0.05 = 0.0707
-    assert tt_records.compare((1.0, 0.1, 4), (1.12, 0.1, 4)).word == "better"  # lower is better by default
-    assert tt_records.compare((1.12, 0.1, 4), (1.0, 0.1, 4)).word == "worse"
-    assert tt_records.compare((1.0, 0.1, 4), (1.05, 0.1, 4)).word == "not separated"
+    assert tt_targets.compare((1.0, 0.1, 4), (1.12, 0.1, 4)).word == "better"  # lower is better by default
+    assert tt_targets.compare((1.12, 0.1, 4), (1.0, 0.1, 4)).word == "worse"
+    assert tt_targets.compare((1.0, 0.1, 4), (1.05, 0.1, 4)).word == "not separated"
     assert separated(1.0, 0.05, 1.12, 0.05) and not separated(1.0, 0.05, 1.05, 0.05)
-    assert tt_records.compare((90.0, 1.0, 3), (80.0, 1.0, 3), higher_is_better=True).word == "better"
-    one = tt_records.compare((1.0, np.nan, 1), (2.0, 0.1, 3))
+    assert tt_targets.compare((90.0, 1.0, 3), (80.0, 1.0, 3), higher_is_better=True).word == "better"
+    one = tt_targets.compare((1.0, np.nan, 1), (2.0, 0.1, 3))
     assert (one.word, one.one_seed, one.text) == ("better", True, "better (one seed: no spread)")
-    assert tt_records.compare((np.nan, 0.1, 3), (1.0, 0.1, 3)).word == ""
+    assert tt_targets.compare((np.nan, 0.1, 3), (1.0, 0.1, 3)).word == ""
 
 
 # ---- targets ------------------------------------------------------------------------------------------------------
 def test_targets_use_the_primary_metrics_and_the_spread_rule(runs):
-    targets = {t["name"]: t for t in tt_records.describe_targets(runs)}
+    targets = {t["name"]: t for t in tt_targets.describe_targets(runs)}
     als = targets["tt-als_vs_mlp_8gaussians"]
     # HQ 80.5 against 90.5 (se 0.5 each): worse beyond sqrt(0.5)=0.71; NLL 1.005 against 1.005: not separated
     assert als["setting"] == "default" and (als["tt_prior"], als["network_prior"]) == ("gaussian", "none")
@@ -100,13 +100,13 @@ def test_targets_use_the_primary_metrics_and_the_spread_rule(runs):
     close = runs.copy()
     close.loc[close["model"] == "tt-als", "hq_percent"] = close.loc[close["model"] == "mlp", "hq_percent"].values
     close.loc[close["model"] == "tt-als", "wall_s"] = 3.0  # 0.3 x the MLP's time: only the time target fails
-    als = {t["name"]: t for t in tt_records.describe_targets(close)}["tt-als_vs_mlp_8gaussians"]
+    als = {t["name"]: t for t in tt_targets.describe_targets(close)}["tt-als_vs_mlp_8gaussians"]
     assert als["hq_verdict"] == "not separated" and not als["met"] and "not met (time)" in als["text"]
 
 
 def test_targets_compare_like_for_like_where_the_runs_exist(prior_runs):
-    frame = tt_records.targets_frame(prior_runs)
-    assert list(frame.columns) == tt_records.TARGET_COLUMNS
+    frame = tt_targets.targets_frame(prior_runs)
+    assert list(frame.columns) == tt_targets.TARGET_COLUMNS
     net = frame[frame["kind"] == "network"]
     pairs = list(zip(net["tt_model"], net["network"], net["setting"]))
     # default pairs first (mlp, then resnet), then like for like: the same head start on both sides
@@ -121,7 +121,7 @@ def test_targets_compare_like_for_like_where_the_runs_exist(prior_runs):
     # budget runs and the sampler floor (no parameters) are no TT records and no networks of the targets
     assert not frame["network"].isin(["mlp-steps500-budget", "sampler-floor"]).any()
     assert not frame["tt_model"].isin(["mlp-steps500-budget", "sampler-floor"]).any()
-    table = tt_claims.target_table(frame)
+    table = tt_targets.target_table(frame)
     header = table.split("\\midrule")[0]
     assert header.strip().endswith("TT & Network & Head start & Setting & HQ\\,\\% TT / net & NLL TT / net & "
                                    "SWD ratio & Param.\\ ratio & Time ratio & Target \\\\")
@@ -129,9 +129,9 @@ def test_targets_compare_like_for_like_where_the_runs_exist(prior_runs):
     assert (r"\texttt{tt-als} & \texttt{mlp} & $+\sigma_t\mathbf{x}$ / none & default & "
             r"$80.5$ / $90.5$ (worse) & $1.00$ / $1.00$ (n.s.) & $1.24$ & $0.00960$ & $0.100$ & not met") in table
     assert r"\texttt{tt-priornone-als} & \texttt{mlp} & none / none & like for like" in table
-    no_nll = tt_claims.target_table(frame.assign(nll_tt=np.nan))
+    no_nll = tt_targets.target_table(frame.assign(nll_tt=np.nan))
     assert "NLL" not in no_nll and "\\multicolumn{9}{l}" in no_nll
-    assert tt_claims.other_targets(frame) == [frame.loc[frame["kind"] == "optimizer", "text"].iloc[0]]
+    assert tt_targets.other_targets(frame) == [frame.loc[frame["kind"] == "optimizer", "text"].iloc[0]]
 
 
 def test_budget_prior_and_floor_runs_stay_out_of_the_tt_tables(prior_runs):
@@ -163,11 +163,11 @@ def test_budget_prior_and_floor_runs_stay_out_of_the_tt_tables(prior_runs):
     recs = tt_records.collect_runs([(spec, {**info, "n_params": 100}, "a"), (floor, info, "b")], metrics, floors,
                                    ("ddpm", 1000), {"8gaussians": 2})
     assert recs["hq_percent"].tolist() == [95.0, 95.0] and recs["nll"].isna().all()
-    assert tt_records.targets_frame(recs).empty and not len(tt_records.comparison(recs))
+    assert tt_targets.targets_frame(recs).empty and not len(tt_records.comparison(recs))
 
 
 def test_run_records_read_the_test_nll_and_the_hq_percentage(tmp_path):
-    from ttdm.report.tables import collect_likelihood
+    from ttdm.report.per_run import collect_likelihood
 
     spec = {"dataset": "8gaussians", "model": "tt-als", "seed": 1, "arch": "tt", "method": "ddpm",
             "model_cfg": {"rank": 4}, "training": {"optimizer": "als"},
@@ -272,7 +272,7 @@ def test_no_finding_names_more_than_five_models(runs, prior_runs):
     comp = tt_records.comparison(prior_runs)
     conv = tt_records.convergence(runs, comp)
     texts = (tt_claims.convergence_claims(conv) + tt_claims.rank_claims(grid_frame())
-             + tt_claims.findings(comp, conv, tt_records.targets_frame(prior_runs), ["tt-als"]))
+             + tt_claims.findings(comp, conv, tt_targets.targets_frame(prior_runs), ["tt-als"]))
     for text in texts:
         assert len(set(re.findall(r"\\texttt\{([^}]*)\}", text))) <= 5, text
 
@@ -349,8 +349,8 @@ def test_tt_findings_and_the_best_tt_table(runs):
     assert ("(default settings: the TT with the Gaussian term $\\sigma_t \\mathbf{x}$, the MLP without it) is better "
             "than the MLP by HQ percentage on $0$, worse on $1$ and not separated on $0$") in found[0]
     assert found[-1].startswith("$1$ of the $2$ computed targets are met")
-    assert [t["name"] for t in tt_claims.target_rows(targets)] == ["b", "a"]  # failed first
-    assert tt_claims.target_table(targets) is None  # an old targets file without kinds: no table
+    assert [t["name"] for t in tt_targets.target_rows(targets)] == ["b", "a"]  # failed first
+    assert tt_targets.target_table(targets) is None  # an old targets file without kinds: no table
 
 
 def test_comparison_latex_bolds_the_separated_best_primary_metric(runs):

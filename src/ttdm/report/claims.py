@@ -142,7 +142,7 @@ def sampler_primaries(summary: pd.DataFrame) -> dict[str, str]:
 def model_primaries(summary: pd.DataFrame, sampler: str, steps: int, *,
                     exclude: Iterable[str] = ()) -> dict[str, str]:
     """Per dataset at one setting, its model-level primary metric: the test NLL where at least two models (outside
-    ``exclude``) have one (rows of metric "nll", :func:`ttdm.report.tables.add_likelihood`), else the sampler-level
+    ``exclude``) have one (rows of metric "nll", :func:`ttdm.report.per_run.add_likelihood`), else the sampler-level
     primary metric."""
     sub = at_setting(summary, sampler, steps)
     sub = sub[~sub["model"].isin(list(exclude))]

@@ -2,7 +2,7 @@
 loss landscapes).
 
 Every comparative word (lower, higher, better, worse, first) follows the report's spread rule through
-:func:`ttdm.report.tt_records.compare` (:func:`ttdm.report.claims.separated`: a gap counts only beyond the combined
+:func:`ttdm.report.tt_targets.compare` (:func:`ttdm.report.claims.separated`: a gap counts only beyond the combined
 standard error sqrt(se1² + se2²) of the two means; otherwise "not separated"); a comparison of a mean of one seed says
 "one seed: no spread". Instead of one sentence per optimizer or dataset, each subsection gets 2-4 findings (the
 largest effect, the best trade-off, what failed) beside its table. Every number is formatted by
@@ -21,7 +21,7 @@ import pandas as pd
 from ttdm.io import load_json
 from ttdm.report.claims import SENTENCE_LABELS, higher_is_better, primary_metric
 from ttdm.report.tables import booktabs, fmt_number, fmt_spread, pm_cell, tex_escape
-from ttdm.report.tt_records import PARAM_TARGET, PRIOR_TEXT, TIME_TARGET, Verdict, compare
+from ttdm.report.tt_targets import PRIOR_TEXT, Verdict, compare
 
 PathLike = str | os.PathLike
 RANK_TOL = 0.01  # a rank "saturates" the validation loss when it is within this fraction of the best
@@ -417,63 +417,3 @@ def findings(comp: pd.DataFrame | None, conv: pd.DataFrame | None, targets: pd.D
 
 
 # ---- the targets --------------------------------------------------------------------------------------------------
-def target_rows(targets: pd.DataFrame) -> list[dict]:
-    """The targets as {"name", "met", "text", "tabled"} records, failed ones first; ``tabled``: the target is a row
-    of the TT-vs-network target table (kind "network"), so the paper need not repeat its sentence."""
-    t = targets.assign(ok=targets["met"].astype(str).str.lower() == "true").sort_values("ok", kind="stable")
-    kinds = t["kind"] if "kind" in t.columns else pd.Series([None] * len(t), index=t.index)
-    return [{"name": tex_escape(r.name), "met": bool(r.ok), "text": r.text, "tabled": kind == "network"}
-            for r, kind in zip(t.itertuples(index=False), kinds)]
-
-
-def _prior_word(prior: object) -> str:
-    return {"gaussian": "$+\\sigma_t\\mathbf{x}$", "none": "none"}.get(str(prior), "--") if pd.notna(prior) else "--"
-
-
-def _quality_cell(r: pd.Series, short: str) -> str:
-    a, b, verdict = r.get(f"{short}_tt"), r.get(f"{short}_network"), r.get(f"{short}_verdict")
-    if a is None or b is None or not (pd.notna(a) and pd.notna(b)):
-        return "--"
-    word = {"better": "better", "worse": "worse", "not separated": "n.s."}
-    text = str(verdict) if pd.notna(verdict) else ""
-    one = "one seed" in text
-    key = text.split(" (")[0]
-    return f"${fmt_number(float(a))}$ / ${fmt_number(float(b))}$ ({word.get(key, key)}{'$^1$' if one else ''})"
-
-
-def target_table(targets: pd.DataFrame | None) -> str | None:
-    """The TT-vs-network targets (rows of kind "network" of tt_targets.csv) as a table, one block per dataset (its
-    name on a line of its own): the two models, the head start of each (TT / network), the setting (default or like
-    for like), the primary metrics TT / network with the spread-rule verdict (a column only where some row has the
-    metric), the secondary SWD ratio, the parameter and time ratios (targets ``PARAM_TARGET``, ``TIME_TARGET``: in
-    the caption) and met / not met."""
-    if targets is None or "kind" not in targets.columns:
-        return None
-    t = targets[targets["kind"] == "network"]
-    if not len(t):
-        return None
-    quality = [(short, label) for short, label in (("hq", "HQ\\,\\% TT / net"), ("nll", "NLL TT / net"))
-               if (t[f"{short}_tt"].notna() & t[f"{short}_network"].notna()).any()]
-    header = (["TT", "Network", "Head start", "Setting"] + [label for _, label in quality]
-              + ["SWD ratio", "Param.\\ ratio", "Time ratio", "Target"])
-    rows, groups = [], []
-    for ds, g in t.groupby("dataset", sort=False):
-        groups.append(len(rows))
-        rows.append([f"\\multicolumn{{{len(header)}}}{{l}}{{{_tt(ds)}}}"])
-        for _, r in g.iterrows():
-            met = str(r["met"]).lower()
-            rows.append([_tt(r["tt_model"]), _tt(r["network"]),
-                         f"{_prior_word(r['tt_prior'])} / {_prior_word(r['network_prior'])}",
-                         "default" if r["setting"] == "default" else "like for like"]
-                        + [_quality_cell(r, short) for short, _ in quality]
-                        + [_num(r[c]) if pd.notna(r[c]) else "--" for c in ("swd_ratio", "param_ratio", "time_ratio")]
-                        + ["met" if met == "true" else ("not met" if met == "false" else "--")])
-    return booktabs(header, rows, align="llll" + "l" * len(quality) + "rrrl", groups=groups)
-
-
-def other_targets(targets: pd.DataFrame | None) -> list[str]:
-    """The sentences of the targets that are not TT-vs-network rows (the optimizer targets)."""
-    if targets is None:
-        return []
-    kind = targets["kind"] if "kind" in targets.columns else pd.Series("", index=targets.index)
-    return [str(x) for x in targets.loc[kind != "network", "text"]]

@@ -14,7 +14,8 @@ import pandas as pd
 from ttdm.io import atomic_write
 from ttdm.report.tables import (SIG, bold_cell, compact_booktabs as booktabs, fmt_number, fmt_spread, pm_cell,
                                 separated_best, tex_escape)
-from ttdm.report.tt_records import comparison, convergence, grid, isolation, targets_frame, variants
+from ttdm.report.tt_records import comparison, convergence, grid, isolation, variants
+from ttdm.report.tt_targets import targets_frame
 
 PathLike = str | os.PathLike
 

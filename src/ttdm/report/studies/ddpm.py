@@ -23,8 +23,9 @@ from ttdm.report.claims import (SENTENCE_LABELS, best_model_claims, mode_claims,
                                 ranking, sampler_primaries, training_claims, tt)
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
-from ttdm.report.tables import (add_likelihood, add_likelihood_runs, collect_likelihood, constant_note,
-                                diverged_runs, fmt_number, likelihood_summary, main_table, run_tables)
+from ttdm.report.per_run import (add_likelihood, add_likelihood_runs, collect_likelihood, diverged_runs,
+                                 likelihood_summary, run_tables)
+from ttdm.report.tables import constant_note, fmt_number, main_table
 
 MAIN_METRICS = ("nll", "swd", "w2", "modes_covered", "modes_total", "hq_percent")  # the main text's table
 FULL_METRICS = ("nll", "swd", "mmd", "energy", "w2", "modes_covered", "modes_total", "hq_percent")  # the appendix's

@@ -17,10 +17,11 @@ import pandas as pd
 
 from ttdm import config as cfg
 from ttdm.io import load_json
-from ttdm.report import tt_claims, tt_records
+from ttdm.report import tt_claims, tt_records, tt_targets
 from ttdm.report.files import PaperFiles, by_dataset, read_table, run_key
 from ttdm.report.studies import STUDIES, Study
-from ttdm.report.tables import booktabs, collect_floors, collect_likelihood, tex_escape
+from ttdm.report.per_run import collect_likelihood
+from ttdm.report.tables import booktabs, collect_floors, tex_escape
 from ttdm.report.tt_records import BUDGET_TAG, TABLES, collect_runs, is_tt, layout, selections, spec_frame
 
 LANDSCAPE_FIGURE = "results/figures/landscape.pdf"
@@ -143,10 +144,10 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "isolation": tt_claims.isolation_claims(iso) if iso is not None else [],
         "variants": tt_claims.variant_claims(var) if var is not None else [],
         "landscape": tt_claims.landscape_claims(files.inputs, (config.get("landscape") or {}).get("models")),
-        "targets": tt_claims.target_rows(targets) if targets is not None else [],
-        "target_table": tt_claims.target_table(targets),
-        "param_target": f"{tt_records.PARAM_TARGET:g}", "time_target": f"{tt_records.TIME_TARGET:g}",
-        "other_targets": tt_claims.other_targets(targets),
+        "targets": tt_targets.target_rows(targets) if targets is not None else [],
+        "target_table": tt_targets.target_table(targets),
+        "param_target": f"{tt_targets.PARAM_TARGET:g}", "time_target": f"{tt_targets.TIME_TARGET:g}",
+        "other_targets": tt_targets.other_targets(targets),
         "findings": tt_claims.findings(comp, conv, targets, main_models),
         "headline": tt_claims.headline(comp, main_models) if comp is not None else None,
         "complexity": "bench_complexity" in files.tex(),
