@@ -1,6 +1,6 @@
-"""Per-run results: the appendix's per-run tables, the test likelihoods (results/likelihood) joined to the metrics,
-and the divergence of each run and sampler setting (non-finite samples, or an SWD above ``EXPLODING`` times the data
-floor)."""
+"""Per-run results: the training cost of every run, the appendix's per-run tables, the test likelihoods
+(results/likelihood) joined to the metrics, and the divergence of each run and sampler setting (non-finite samples,
+or an SWD above ``EXPLODING`` times the data floor)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttdm.report.tables import (EXPLODING, FLOOR_COLUMNS, METRIC_COLUMNS, METRIC_LABELS, RUN_METRICS, RUN_ROWS, SIG, _model_order, booktabs, fmt_number, main_setting, pm_cell, tex_escape)
+from ttdm.io import load_json
+from ttdm.report.files import run_key
+from ttdm.report.tables import (EXPLODING, FLOOR_COLUMNS, METRIC_COLUMNS, METRIC_LABELS, RUN_METRICS, RUN_ROWS, SIG,
+                                _model_order, booktabs, fmt_number, fmt_spread, main_setting, pm_cell, tex_escape)
 
 PathLike = str | os.PathLike
 
@@ -171,3 +174,42 @@ def diverged_runs(div: pd.DataFrame) -> set[tuple[str, str, int]]:
     """(dataset, model, seed) of every run that :func:`divergence` flags at some setting."""
     bad = div[div["diverged"].astype(bool)]
     return {(str(d), str(m), int(s)) for d, m, s in zip(bad["dataset"], bad["model"], bad["seed"])}
+
+
+def training_table(train_files: Iterable[PathLike]) -> pd.DataFrame:
+    """Training cost per dataset × model from runs/{dataset}/{model}/{seed}/train.json files: parameters, steps,
+    and mean and sample std over seeds of steps/s, wall time (s) and final loss."""
+    records = []
+    for f in map(Path, train_files):
+        dataset, model, seed = run_key(f)
+        info = load_json(f)
+        records.append({"dataset": dataset, "model": model, "seed": str(seed),
+                        **{k: info[k] for k in ("n_params", "steps", "steps_per_s", "wall_s", "final_loss")}})
+    cols = ["dataset", "model", "n_params", "steps", "n_seeds"] + [
+        f"{k}_{s}" for k in ("steps_per_s", "wall_s", "final_loss") for s in ("mean", "std")]
+    if not records:
+        return pd.DataFrame(columns=cols)
+    runs = pd.DataFrame(records)
+    g = runs.groupby(["dataset", "model"], sort=True)
+    out = g.agg(n_params=("n_params", "max"), steps=("steps", "max"), n_seeds=("seed", "count"),
+                steps_per_s_mean=("steps_per_s", "mean"), steps_per_s_std=("steps_per_s", "std"),
+                wall_s_mean=("wall_s", "mean"), wall_s_std=("wall_s", "std"),
+                final_loss_mean=("final_loss", "mean"), final_loss_std=("final_loss", "std")).reset_index()
+    return out[cols]
+
+
+def training_latex(training: pd.DataFrame, *, sig: int = SIG) -> tuple[pd.DataFrame, str]:
+    """Display strings and booktabs LaTeX of :func:`training_table`."""
+    records, rows, groups = [], [], []
+    for i, r in enumerate(training.itertuples(index=False)):
+        if i == 0 or r.dataset != records[-1]["dataset"]:
+            groups.append(i)
+        rec = {"dataset": r.dataset, "model": r.model, "n_params": str(int(r.n_params)), "steps": str(int(r.steps))}
+        for k in ("steps_per_s", "wall_s", "final_loss"):
+            rec[f"{k}_mean"] = fmt_number(getattr(r, f"{k}_mean"), sig=sig)
+            rec[f"{k}_std"] = fmt_spread(getattr(r, f"{k}_std"), getattr(r, f"{k}_mean"), sig=sig)
+        records.append(rec)
+        rows.append([tex_escape(r.dataset), tex_escape(r.model), f"${rec['n_params']}$", f"${rec['steps']}$"]
+                    + [pm_cell(rec[f"{k}_mean"], rec[f"{k}_std"]) for k in ("steps_per_s", "wall_s", "final_loss")])
+    header = ["Dataset", "Model", "Parameters", "Steps", "Steps/s", "Wall time (s)", "Final loss"]
+    return pd.DataFrame(records, dtype=str), booktabs(header, rows, align="llrrccc", groups=groups)

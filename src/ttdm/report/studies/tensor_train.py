@@ -17,7 +17,7 @@ import pandas as pd
 
 from ttdm import config as cfg
 from ttdm.io import load_json
-from ttdm.report import tt_claims, tt_records, tt_targets
+from ttdm.report import tt_claims, tt_targets
 from ttdm.report.files import PaperFiles, by_dataset, read_table, run_key
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.per_run import collect_likelihood
