@@ -198,3 +198,25 @@ def test_a_linear_skip_lets_the_output_follow_large_inputs(arch: str, dim: int, 
         grow_bounded = bounded(100 * x, t).norm() / bounded(x, t).norm()
         grow_linear = linear(100 * x, t).norm() / linear(x, t).norm()
     assert grow_bounded < 5 and grow_linear > 20
+
+
+# ---- time sampling ------------------------------------------------------------------------------------------------
+
+def test_low_t_sampling_draws_steps_towards_the_data_and_validation_stays_uniform() -> None:
+    from ttdm.methods.base import Context
+    from ttdm.methods.ddpm import DDPM
+    from ttdm.methods.regression import RegressionOptions
+
+    schedule = {"kind": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.02}
+    x0 = torch.zeros(200_000, 1)
+    ctx = Context(spec={"schedule": schedule}, dim=1, image_shape=None)
+    low = DDPM(RegressionOptions(t_sampling="low"), ctx)
+    _, t, _ = low.triplets(x0, torch.Generator().manual_seed(0))
+    i = (t * 100).round() - 1  # t = (i + 1)/T
+    # i = ⌊T u²⌋: P(i < k) = P(u < √(k/T)) = √(k/T); E[i] ≈ T/3 − 1/2
+    assert float((i < 25).double().mean()) == pytest.approx(0.5, abs=0.005)
+    assert float(i.mean()) == pytest.approx(100 / 3 - 0.5, abs=0.2)
+    uniform = DDPM(RegressionOptions(), ctx)
+    for a, b in zip(low.triplets(x0[:50], torch.Generator().manual_seed(3), t_sampling="uniform"),
+                    uniform.triplets(x0[:50], torch.Generator().manual_seed(3))):
+        assert torch.equal(a, b)  # validation and the landscape draw uniformly, whatever trains

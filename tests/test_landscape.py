@@ -191,9 +191,9 @@ def test_landscape_triplets_are_drawn_from_the_held_out_validation_rows(tmp_path
     seen: list[torch.Tensor] = []
     triplets = RegressionMethod.triplets
 
-    def spy(self, x0, generator):
+    def spy(self, x0, generator, **kwargs):
         seen.append(x0.clone())
-        return triplets(self, x0, generator)
+        return triplets(self, x0, generator, **kwargs)
 
     monkeypatch.setattr(RegressionMethod, "triplets", spy)
     for name in ("mlp", "tt"):

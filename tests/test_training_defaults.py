@@ -95,9 +95,9 @@ def test_no_training_batch_draws_a_validation_row_and_all_runs_share_them(data_d
         seen[current]["ctx"] = ctx
         return make_method(spec, ctx)
 
-    def recording_triplets(self, x0, generator):
+    def recording_triplets(self, x0, generator, **kwargs):
         seen[current]["x0"].append(x0.clone())
-        return triplets(self, x0, generator)
+        return triplets(self, x0, generator, **kwargs)
 
     monkeypatch.setattr(train_mod, "make_method", recording_make_method)
     monkeypatch.setattr(RegressionMethod, "triplets", recording_triplets)

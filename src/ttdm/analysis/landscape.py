@@ -108,7 +108,7 @@ def _fixed_triplets(run_spec: dict[str, Any], data_dir: Path, n_points: int, see
     method = make_method(run_spec, ctx)
     gen = torch.Generator().manual_seed(int(spec_hash(["landscape-triplets", int(seed)], 15), 16))
     idx = torch.randint(0, x_val.shape[0], (int(n_points),), generator=gen)
-    return method.triplets(x_val[idx], gen)
+    return method.triplets(x_val[idx], gen, t_sampling="uniform")
 
 
 def landscape(

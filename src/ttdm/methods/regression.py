@@ -53,6 +53,10 @@ class RegressionOptions:
     fit_batch: int = option(0, "rgd: rows per stochastic iteration (0: full batch)", min=0)
     engine: str = option("auto", "als: the batched torch ALS in the orthogonal gauge (auto) or teneva.als_func, whose "
                          "ridge acts on non-orthogonal cores", choices=("auto", "torch", "teneva"))
+    t_sampling: str = option("uniform", "how the training steps i are drawn: uniform on {0..T-1} (the DDPM loss), or "
+                                        "low: i = ⌊T u²⌋, u ~ U(0, 1), density ∝ 1/√i, more steps near the data "
+                                        "(scripts/training_recipes.py); validation always draws them uniformly",
+                             choices=("uniform", "low"))
     init: str | None = option(None, "warm start: the model name of a run (same dataset and seed) whose sampling "
                                     "weights initialise the denoiser", pattern=r"[A-Za-z0-9_-]+")
 
@@ -94,11 +98,18 @@ class RegressionMethod(Method):
         raise NotImplementedError
 
     def triplets(
-        self, x0: torch.Tensor, generator: torch.Generator
+        self, x0: torch.Tensor, generator: torch.Generator, *, t_sampling: str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(x_t (B, D), t (B,), target (B, D)) for a batch x0: (B, D); ``generator`` lives on x0's device."""
+        """(x_t (B, D), t (B,), target (B, D)) for a batch x0: (B, D); ``generator`` lives on x0's device.
+
+        The steps i follow ``t_sampling`` (default: the method's option): "uniform" on {0..T−1}, or "low",
+        i = min(⌊T u²⌋, T − 1) with u ~ U(0, 1), which puts more steps near the data (density ∝ 1/√i)."""
         schedule = self.schedule
-        i = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)  # (B,)
+        if (t_sampling or self.options.t_sampling) == "low":
+            u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
+            i = (schedule.T * u**2).long().clamp(max=schedule.T - 1)  # (B,)
+        else:
+            i = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)  # (B,)
         eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)  # (B, D)
         i_cpu = i.cpu()  # the schedule's tables live on the CPU and are indexed there
         x_t = schedule.q_sample(x0, i_cpu, eps)  # (B, D)
@@ -173,7 +184,7 @@ class RegressionMethod(Method):
             gen = torch.Generator(device=data.device).manual_seed(
                 int(spec_hash(["validation", self.ctx.spec["dataset"]], 15), 16))
             idx = torch.randint(0, data.shape[0], (int(self.options.n_val),), generator=gen, device=data.device)
-            self._val = self.triplets(data[idx], gen)
+            self._val = self.triplets(data[idx], gen, t_sampling="uniform")  # the DDPM loss, whatever trains
         return self._val
 
     @torch.no_grad()
