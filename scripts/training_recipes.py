@@ -17,7 +17,6 @@ import argparse
 import copy
 import csv
 import json
-import math
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ttdm.metrics.modes import modes
 from ttdm.models import MODELS
 from ttdm.samplers import SAMPLERS, Denoiser
 from ttdm.schedules import linear_schedule
+from ttdm.stages.train import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {  # name -> (lr, schedule, warmup, batch, steps, model options)
@@ -45,12 +45,6 @@ RECIPES = {  # name -> (lr, schedule, warmup, batch, steps, model options)
 # down-weights the low-noise steps.
 
 
-def lr_at(lr: float, schedule: str, warmup: int, n: int, steps: int) -> float:
-    if n <= warmup:
-        return lr * n / warmup
-    return lr if schedule == "constant" else lr * 0.5 * (1 + math.cos(math.pi * (n - warmup - 1) / (steps - warmup)))
-
-
 def run(dataset: str, arch: str, recipe: tuple, seed: int) -> dict:
     lr, schedule, warmup, batch, steps, options = recipe[:6]
     knobs = recipe[6] if len(recipe) > 6 else {}
@@ -65,7 +59,7 @@ def run(dataset: str, arch: str, recipe: tuple, seed: int) -> dict:
     start = time.perf_counter()
     for n in range(1, steps + 1):
         for group in opt.param_groups:
-            group["lr"] = lr_at(lr, schedule, warmup, n, steps)
+            group["lr"] = lr * lr_factor(schedule, warmup, n, steps)  # the training loop's schedule
         x0 = x[torch.randint(0, len(x), (batch,), generator=gen)]
         if knobs.get("t_sampling") == "low":
             i = (sched.T * torch.rand(batch, generator=gen) ** 2).long().clamp(max=sched.T - 1)

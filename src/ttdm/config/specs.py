@@ -126,18 +126,19 @@ def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
             and "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides]
 
 
-def arch_priors(config: dict[str, Any]) -> dict[str, str | None]:
-    """{arch: the default of its ``prior`` option (None without one)} for every architecture of the config's models
-    (it imports the models, i.e. torch)."""
+def default_prior(arch: str) -> str | None:
+    """The default of architecture ``arch``'s ``prior`` option (None without one; it imports the models, i.e. torch)."""
     from ttdm.models import MODELS
     from ttdm.options import fields_of
 
-    out: dict[str, str | None] = {}
-    for arch in sorted({m["arch"] for m in config["models"].values()}):
-        options = MODELS.options(arch)
-        field = fields_of(options).get("prior") if options is not None else None
-        out[arch] = str(field[2]) if field is not None else None
-    return out
+    options = MODELS.options(arch)
+    field = fields_of(options).get("prior") if options is not None else None
+    return str(field[2]) if field is not None else None
+
+
+def arch_priors(config: dict[str, Any]) -> dict[str, str | None]:
+    """{arch: :func:`default_prior`} for every architecture of the config's models."""
+    return {arch: default_prior(arch) for arch in sorted({m["arch"] for m in config["models"].values()})}
 
 
 def eval_spec(config: dict[str, Any], seed: int) -> dict[str, Any]:

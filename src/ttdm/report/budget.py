@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ttdm.io import load_json
+from ttdm.report.claims import higher_is_better
 
 PathLike = str | os.PathLike
 TOL = 0.10  # relative tolerance of the sample metric
@@ -33,22 +34,14 @@ def sample_metric(meta: dict[str, Any]) -> str:
     return "hq_percent" if meta.get("mixture") else "swd"
 
 
-def higher_is_better(metric: str) -> bool:
-    return metric in ("hq_percent", "modes_covered", "precision", "recall", "density", "coverage")
-
-
-def _metric_value(path: Path, metric: str) -> float:
-    table = pd.read_csv(path)
-    rows = table[table["metric"] == metric]
-    return float(rows["value"].iloc[0]) if len(rows) else float("nan")
-
-
-def _nll(path: Path | None) -> float:
-    if path is None or not path.exists():
+def _value(path: PathLike | None, metric: str) -> float:
+    """The value of ``metric`` in a long-format CSV (metric, value; one row per metric), NaN when the file or the
+    row is missing."""
+    if path is None or not Path(path).exists():
         return float("nan")
     table = pd.read_csv(path)
-    rows = table[table["metric"] == "nll"]
-    return float(rows["value"].iloc[0]) if len(rows) else float("nan")
+    rows = table[table["metric"] == metric]
+    return float(rows["value"].mean()) if len(rows) else float("nan")
 
 
 def collect(entries: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -59,8 +52,8 @@ def collect(entries: Iterable[dict[str, Any]]) -> pd.DataFrame:
         metric = sample_metric(load_json(e["meta"]))
         rows.append({"dataset": e["dataset"], "model": e["model"], "seed": int(e["seed"]), "steps": int(e["steps"]),
                      "train_s": float(load_json(e["train"])["wall_s"]), "metric": metric,
-                     "value": _metric_value(Path(e["metrics"]), metric),
-                     "nll": _nll(Path(e["likelihood"]) if e.get("likelihood") else None), "main": bool(e["main"])})
+                     "value": _value(e["metrics"], metric),
+                     "nll": _value(e.get("likelihood"), "nll"), "main": bool(e["main"])})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -126,14 +119,6 @@ METRIC_WORDS = {"hq_percent": "% high quality", "swd": "SWD"}  # figure labels
 METRIC_TEX = {"hq_percent": "HQ (\\%)", "swd": "SWD"}  # table cells and paper text
 
 
-def _floor(path: Path | None, metric: str) -> float:
-    if path is None or not Path(path).exists():
-        return float("nan")
-    table = pd.read_csv(path)
-    rows = table[table["metric"] == metric]
-    return float(rows["value"].mean()) if len(rows) else float("nan")
-
-
 def budget_table(reach: pd.DataFrame) -> str:
     """LaTeX table: per dataset and network, the metric, the fewest steps within 10 % of the longest budget (and its
     seconds), the longest budget's value, and the main run's steps, value and gap."""
@@ -188,8 +173,8 @@ def budget_figure(runs: pd.DataFrame, floors: dict[str, Path], nll_floors: dict[
                     if len(m):
                         ax.plot([m["steps"].iloc[0]], [m[column].mean()], marker="*", ms=9, color=st["color"],
                                 ls="none", label=f"{model} (main run)")
-                floor = (_floor(floors.get(ds), metric) if column == "value"
-                         else _floor(nll_floors.get(ds), "nll"))
+                floor = (_value(floors.get(ds), metric) if column == "value"
+                         else _value(nll_floors.get(ds), "nll"))
                 if np.isfinite(floor):
                     ax.axhline(floor, **FLOOR, label="data floor" if column == "value" else "true NLL")
                 ax.set_xscale("log")

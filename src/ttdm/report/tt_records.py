@@ -73,15 +73,12 @@ def model_prior(arch: str, model_cfg: dict[str, Any], priors: dict[str, str | No
         return str(model_cfg["prior"])
     if priors is not None and arch in priors:
         return priors[arch]
-    try:
-        from ttdm.models import MODELS
-        from ttdm.options import fields_of
+    from ttdm.config.specs import default_prior
 
-        options = MODELS.options(arch)
+    try:
+        return default_prior(arch)
     except (ImportError, ValueError):
         return None
-    field = fields_of(options).get("prior") if options is not None else None
-    return str(field[2]) if field is not None else None
 
 
 def swept_keys(swept: object) -> frozenset[str]:
