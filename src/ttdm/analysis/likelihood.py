@@ -120,7 +120,22 @@ def divergence(
 
     x: (B, D) (any float dtype: ε is evaluated in it); t: (B,); probes: (P, B, D) or None -> ((B, D), (B,)), detached.
     Rows must not interact (a model in eval mode): row b's Jacobian is read from the gradient of Σ_b ε_b.
+    A model with an exact divergence of its own, ``eps_and_divergence(x, t)`` (the tensor train), gives it instead
+    of the D backward passes.
     """
+    own = getattr(eps_fn, "eps_and_divergence", None)
+    if probes is None and own is not None:
+        return own(x, t)
+    return autograd_divergence(eps_fn, x, t, probes)
+
+
+def autograd_divergence(
+    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    t: torch.Tensor,
+    probes: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`divergence` by autograd alone: D vector-Jacobian products, or Hutchinson's with ``probes``."""
     with torch.enable_grad():
         xr = x.detach().requires_grad_(True)
         eps = eps_fn(xr, t)

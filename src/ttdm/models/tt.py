@@ -129,6 +129,44 @@ class TTNoise(GaussianPrior, nn.Module):
             out = right[0] @ cores[0][0, 0].T  # (B, r_0) x (r_0, D)
         return (self.prior_eps(x, t) + out).to(x.dtype)
 
+    @torch.no_grad()
+    def eps_and_divergence(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ε_θ(x, t) and its exact divergence ∇·ε_θ = D σ_t + Σ_j ∂f_j/∂x_j in about two forward passes.
+
+        ∂f_j/∂x_j is output j's TT with the basis values φ(z_j) of mode j replaced by φ'(z_j) dz_j/dx_j, where
+        dz_j/dx_j = 2/(hi_j − lo_j) inside the domain and 0 where x_j is clamped; one batched contraction gives all
+        D of them (instead of D backward passes).  ``shared`` layout: the generic autograd divergence.
+        x: (B, D), t: (B,) -> ((B, D), (B,)) in x's dtype, detached.
+        """
+        if self.cfg.layout != "per_output":
+            from ttdm.analysis.likelihood import autograd_divergence
+
+            return autograd_divergence(self, x, t)
+        z_raw = self.scaled(x)
+        inside = (z_raw > -1) & (z_raw < 1)
+        z = z_raw.clamp(-1.0, 1.0)
+        dz_dx = inside.to(z.dtype) * (2 / (self.hi - self.lo))  # (B, D)
+        feats = self.features(x, t)
+        cores = list(self.cores)
+        eps = self.prior_eps(x, t) + algebra.values(cores, feats).T
+        with torch.autograd.forward_ad.dual_level():  # φ'(z) of all B·D inputs in one forward-mode pass
+            flat = torch.autograd.forward_ad.make_dual(z.reshape(-1), torch.ones_like(z).reshape(-1))
+            dphi = torch.autograd.forward_ad.unpack_dual(self.basis(flat, self.n_x)).tangent
+        dphi = dphi.reshape(len(x), self.dim, -1) * dz_dx[..., None]  # (B, D, n)
+        diag = []
+        for j in range(self.dim):  # (P = D, B, n): output j sees φ'(z_j) dz_j/dx_j at mode j, every other output φ
+            per_output = feats[j].expand(self.dim, -1, -1).clone()
+            per_output[j] = dphi[:, j]
+            diag.append(per_output)
+        right = torch.ones(self.dim, len(x), 1, dtype=cores[0].dtype, device=x.device)
+        for k in range(self.dim, -1, -1):
+            tmp = torch.einsum("prns,pbs->pbrn", cores[k], right)
+            right = torch.einsum("pbrn,bn->pbr", tmp, feats[k]) if k == self.dim else torch.einsum(
+                "pbrn,pbn->pbr", tmp, diag[k])
+        prior_div = self.prior_eps(torch.ones_like(x), t).sum(1)  # D σ_t (0 without the prior)
+        div = prior_div + right[..., 0].sum(0)
+        return eps.to(x.dtype), div.to(x.dtype)
+
     # ------------------------------------------------------------------------------------------------------------
     # The regression view used by the ALS and Riemannian optimisers: targets (P, M) and features of M rows.
 
