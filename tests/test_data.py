@@ -72,7 +72,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     for d in ("a", "b"):
         prepare_dataset(spec_of("moons"), tmp_path / d)
     prepare_dataset(spec_of("moons", seed=1), tmp_path / "c")
-    for f in ("train.npy", "test.npy", "floor.npy", "meta.json"):
+    for f in ("train.npy", "test.npy", "floor.npy", "labels.json", "meta.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
     assert (tmp_path / "a" / "train.npy").read_bytes() != (tmp_path / "c" / "train.npy").read_bytes()
 

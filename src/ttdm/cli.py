@@ -60,13 +60,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from ttdm.stages.evaluate import evaluate_run
 
-    evaluate_run(args.spec, samples=args.samples, data_dir=args.data, out=args.out)
+    evaluate_run(args.spec, samples=args.samples, data_dir=args.data, out=args.out, classifier=args.classifier)
 
 
 def cmd_floor(args: argparse.Namespace) -> None:
     from ttdm.stages.evaluate import evaluate_floor
 
-    evaluate_floor(args.spec, data_dir=args.data, out=args.out)
+    evaluate_floor(args.spec, data_dir=args.data, out=args.out, classifier=args.classifier)
 
 
 def cmd_tables(args: argparse.Namespace) -> None:
@@ -210,8 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--classifier", type=Path, help="the dataset's classifier model.pt: adds FD, PRDC and class KL")
 
     p = add("floor", cmd_floor, "compute the metrics of a fresh true sample (the data floor)")
+    p.add_argument("--spec", type=_spec, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--classifier", type=Path, help="the dataset's classifier model.pt: adds FD, PRDC and class KL")
+
+    p = add("classifier", cmd_classifier, "train the feature classifier of a labelled image dataset")
     p.add_argument("--spec", type=_spec, required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -313,6 +320,13 @@ def cmd_likelihood(args: argparse.Namespace) -> None:
 
     record = run_nll(args.spec, run_dir=args.run, data_dir=args.data, out=args.out)
     print(f"{args.out}: NLL {record['nll']:.4f} ± {record['nll_std_err']:.4f} nats/dim ({record['nfe']:.0f} NFE)")
+
+
+def cmd_classifier(args: argparse.Namespace) -> None:
+    from ttdm.stages.classifier import train_classifier_stage
+
+    record = train_classifier_stage(args.spec, data_dir=args.data, out_dir=args.out)
+    print(f"{args.out}: test accuracy {record['test_accuracy']:.4f} ({record['wall_s']:.1f} s)")
 
 
 def cmd_likelihood_floor(args: argparse.Namespace) -> None:

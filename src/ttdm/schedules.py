@@ -70,6 +70,16 @@ class NoiseSchedule(Schedule):
     def T(self) -> int:
         return len(self.betas)
 
+    @classmethod
+    def from_gamma(cls, schedule: Schedule, T: int) -> "NoiseSchedule":
+        """A continuous schedule read on the grid t_i = (i + 1)/T, i = 0..T−1: ᾱ_i = sigmoid(−γ(t_i)),
+        β_i = 1 − ᾱ_i/ᾱ_{i−1} (ᾱ_{−1} = 1), each β clipped to [1e-12, 0.999999] (a flat stretch of a learned γ
+        would give β = 0).  The discrete samplers then run on it exactly as on a DDPM's table."""
+        t = torch.arange(1, T + 1, dtype=torch.float64) / T
+        abar = torch.sigmoid(-schedule.gamma(t).detach().to(torch.float64).cpu())
+        prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        return cls((1 - abar / prev).clamp(1e-12, 0.999999), name="from_gamma")
+
     def abar(self, i: torch.Tensor | int) -> torch.Tensor:
         """abar at integer steps i (any shape, any device; the result is on the CPU); i = -1 means abar = 1."""
         i = torch.as_tensor(i, dtype=torch.long).cpu()

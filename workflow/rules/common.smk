@@ -105,6 +105,22 @@ def eval_spec(wildcards):
     return as_json(cfg.eval_spec(config, int(wildcards.get("seed", 0))))
 
 
+def classifier_spec(wildcards):
+    return as_json(cfg.classifier_spec(config))
+
+
+CLASSIFIED = set(cfg.classifier_datasets(config))  # datasets whose metrics add the classifier's FD, PRDC, class KL
+
+
+def classifier_input(wildcards):
+    """The dataset's classifier (model.pt) for its evaluate and floor jobs, when it has one."""
+    return {"classifier": f"results/classifier/{wildcards.dataset}/model.pt"} if wildcards.dataset in CLASSIFIED else {}
+
+
+def classifier_arg(wildcards, input):
+    return f"--classifier {input.classifier}" if "classifier" in input.keys() else ""
+
+
 def config_spec(wildcards):
     # where jobs run (cluster resources) is not part of the experiment: it neither reruns nor changes the paper
     return as_json({key: value for key, value in config.items() if key != "resources"})

@@ -6,6 +6,7 @@ rule data:
         train="results/data/{dataset}/train.npy",
         test="results/data/{dataset}/test.npy",
         floor="results/data/{dataset}/floor.npy",
+        labels="results/data/{dataset}/labels.json",
         meta="results/data/{dataset}/meta.json",
     params:
         spec=data_spec,

@@ -3,7 +3,8 @@
 
 
 rule likelihood:
-    """Test NLL (nats/dim) of one run by the probability-flow ODE, with the solver and its NFE."""
+    """Test NLL (nats/dim) of one run by the probability-flow ODE, with the solver and its NFE, and the method's
+    variational bound (DDPM's ELBO, VDM's VLB) on the same rows."""
     input:
         model="results/runs/{dataset}/{model}/{seed}/model.pt",
         test="results/data/{dataset}/test.npy",
@@ -11,7 +12,7 @@ rule likelihood:
     output:
         "results/likelihood/{dataset}/{model}/{seed}.csv",
     params:
-        spec=lambda wildcards: as_json(cfg.likelihood_spec(config)),
+        spec=lambda wildcards: as_json(cfg.likelihood_spec(config, wildcards.dataset, wildcards.model)),
         run=subpath(input.model, parent=True),
         data=subpath(input.meta, parent=True),
     resources:

@@ -28,6 +28,8 @@ from ttdm.config.methods import LOOP_KEYS, resolved_training, settings_for
 from ttdm.config.schema import SCHEMA_PATH, ConfigError, load_schema, validate_config
 from ttdm.config.specs import (
     bench_spec,
+    classifier_datasets,
+    classifier_spec,
     data_spec,
     eval_spec,
     job_resources,
@@ -71,7 +73,8 @@ def complexity_spec(config: dict) -> dict:
 
 
 __all__ = [
-    "LOOP_KEYS", "SCHEMA_PATH", "arch_priors", "ConfigError", "bench_spec", "block_for", "complexity_spec", "data_spec", "eval_spec",
+    "LOOP_KEYS", "SCHEMA_PATH", "arch_priors", "ConfigError", "bench_spec", "block_for", "classifier_datasets",
+    "classifier_spec", "complexity_spec", "data_spec", "eval_spec",
     "expand_grid", "job_resources", "likelihood_runs", "likelihood_spec", "load_config", "load_schema", "main_models", "main_setting", "n_eval", "needs_of",
     "resolved_training", "run_settings", "run_spec", "runs", "sample_spec", "sampling_keys", "settings_for",
     "split_setting", "training_for", "used_datasets", "validate_config",

@@ -34,7 +34,31 @@ def component_errors(config: dict[str, Any]) -> list[str]:
     errors += _sampler_errors(config, reg["sampler"])
     errors += _metric_errors(config, reg["metric"])
     errors += _schedule_errors(config, reg["schedule"])
+    errors += _classifier_errors(config)
     return list(dict.fromkeys(errors + _main_errors(config)))
+
+
+LABELLED_KINDS = ("digits",)  # dataset kinds whose rows carry class labels (ttdm.data.base.Dataset.labels)
+
+
+def _classifier_errors(config: dict[str, Any]) -> list[str]:
+    """Every classifier dataset is a defined, labelled image dataset; the other keys are ClassifierOptions."""
+    from ttdm.analysis.classifier import ClassifierOptions
+
+    section = config.get("classifier")
+    if not isinstance(section, dict):
+        return []
+    datasets = _entries(config, "datasets")
+    errors = []
+    for name in section.get("datasets") or []:
+        if name not in datasets:
+            errors.append(f"classifier.datasets: {name!r} is not defined under datasets; "
+                          f"defined: {', '.join(sorted(datasets))}")
+        elif datasets[name].get("kind") not in LABELLED_KINDS:
+            errors.append(f"classifier.datasets: {name!r} is of kind {datasets[name].get('kind')!r}, which has no "
+                          f"class labels; labelled kinds: {', '.join(LABELLED_KINDS)}")
+    options = {k: v for k, v in section.items() if k != "datasets"}
+    return errors + option_errors(ClassifierOptions, options, "classifier")
 
 
 def options_errors(registry: Registry, kind: Any, values: dict[str, Any], where: str) -> list[str]:

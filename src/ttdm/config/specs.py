@@ -106,23 +106,27 @@ def sample_spec(config: dict[str, Any], dataset: str, seed: int, setting: str) -
     }
 
 
-def likelihood_spec(config: dict[str, Any]) -> dict[str, Any]:
+def likelihood_spec(config: dict[str, Any], dataset: str | None = None, model: str | None = None) -> dict[str, Any]:
     """Spec of the likelihood jobs (``ttdm.stages.likelihood``): the ODE solver's settings, the data seed that picks
-    the test rows and the probes, and the schedule (for the mixtures' floor)."""
-    return {**config["likelihood"], "seed": config["data_seed"], "schedule": config["schedule"],
+    the test rows and the probes, and the schedule (for the mixtures' floor); for a run (``dataset``, ``model``),
+    ``ode``: False when its grid block asks for the variational bound only (``likelihood: elbo``)."""
+    spec = {**config["likelihood"], "seed": config["data_seed"], "schedule": config["schedule"],
             "device": config["device"], "threads": config["threads"]}
+    if dataset is not None and model is not None:
+        spec["ode"] = block_for(config, dataset, model).get("likelihood", True) != "elbo"
+    return spec
 
 
 def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(dataset, model, seed) of every run whose method provides a denoiser, except the runs of grid blocks with
-    ``likelihood: false`` (no runs without a likelihood block)."""
+    ``likelihood: false`` (no runs without a likelihood block; ``likelihood: elbo`` runs have a job too)."""
     from ttdm.config.grid import training_for
     from ttdm.methods import METHODS
 
     if not config.get("likelihood"):
         return []
     return [(d, m, s) for d, m, s in runs(config)
-            if block_for(config, d, m).get("likelihood", True)
+            if block_for(config, d, m).get("likelihood", True) is not False
             and "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides]
 
 
@@ -139,6 +143,17 @@ def default_prior(arch: str) -> str | None:
 def arch_priors(config: dict[str, Any]) -> dict[str, str | None]:
     """{arch: :func:`default_prior`} for every architecture of the config's models."""
     return {arch: default_prior(arch) for arch in sorted({m["arch"] for m in config["models"].values()})}
+
+
+def classifier_datasets(config: dict[str, Any]) -> list[str]:
+    """The datasets that have a feature classifier (``classifier.datasets``)."""
+    return list((config.get("classifier") or {}).get("datasets") or [])
+
+
+def classifier_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """Spec of a classifier job (ttdm.stages.classifier): its options, the data seed and the threads."""
+    options = {k: v for k, v in (config.get("classifier") or {}).items() if k != "datasets"}
+    return {"options": options, "seed": config["data_seed"], "threads": config.get("threads", 1)}
 
 
 def eval_spec(config: dict[str, Any], seed: int) -> dict[str, Any]:

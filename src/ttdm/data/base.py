@@ -34,6 +34,7 @@ class Dataset:
         mixture: the exact density when the set is a Gaussian mixture (raw coordinates), else None.
         standardize: whether the data stage maps every coordinate to zero mean and unit variance on the train split
             (True for generated sets and user files; False for images, which keep their pixel range).
+        labels: (N,) class of each row of ``points`` in 0..n_classes−1 (the digit of an image), else None.
     Exactly one of ``sample`` and ``points`` is given.
     """
 
@@ -44,6 +45,11 @@ class Dataset:
     levels: int | None = None
     mixture: GaussianMixture | None = None
     standardize: bool = True
+    labels: np.ndarray | None = None
+
+    @property
+    def n_classes(self) -> int | None:
+        return None if self.labels is None else int(self.labels.max()) + 1
 
     def __post_init__(self) -> None:
         if (self.sample is None) == (self.points is None):
@@ -53,6 +59,11 @@ class Dataset:
             if points.ndim != 2:
                 raise ValueError(f"{self.source}: points must be an (N, D) array, got shape {points.shape}")
             object.__setattr__(self, "points", points)
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            if self.points is None or labels.shape != (len(self.points),) or not np.issubdtype(labels.dtype, np.integer):
+                raise ValueError(f"{self.source}: labels must be one integer per row of points, got {labels.shape}")
+            object.__setattr__(self, "labels", labels.astype(np.int64))
 
     @property
     def is_generated(self) -> bool:

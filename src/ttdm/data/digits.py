@@ -25,15 +25,18 @@ def to_unit_range(pixels: np.ndarray) -> np.ndarray:
 
 @DATASETS.register("digits", options=NoOptions)
 def digits(cfg: dict[str, Any]) -> Dataset:
-    """All 1797 sklearn digits as rows (1797, 64) in [−1, 1], viewed as images (1, 8, 8) with 17 levels."""
+    """All 1797 sklearn digits as rows (1797, 64) in [−1, 1], viewed as images (1, 8, 8) with 17 levels, labelled
+    with their digit."""
     check_options(NoOptions, cfg, "digits")
     from sklearn.datasets import load_digits
 
-    pixels = load_digits().data  # (1797, 64), row-major 8×8 images
+    bunch = load_digits()
+    pixels = bunch.data  # (1797, 64), row-major 8×8 images
     return Dataset(
         source="sklearn.datasets.load_digits (UCI optical recognition of handwritten digits, 8x8, values 0-16)",
         points=to_unit_range(pixels),
         image_shape=(1, 8, 8),
         levels=LEVELS,
         standardize=False,
+        labels=bunch.target,  # (1797,) the digit 0..9
     )

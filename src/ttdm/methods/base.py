@@ -13,6 +13,7 @@ samples every run.  What differs between methods lives here, in one class per me
 ``optimizers``      one torch optimizer per name (possibly none: ALS sweeps update parts directly)
 ``train_step``      one step on a batch of training rows, returning the loss to log
 ``validate``        the numbers logged beside the loss (``val_loss``; bits/dim for a likelihood model)
+``elbo``            its variational bound on −log p(x) of test rows (DDPM's ELBO, VDM's VLB), or None
 ``state_dict``      the method's own state beyond parts, optimizers and the generator (an RGD step size)
 ``provides``        how its runs are sampled: ``"denoiser"`` (ε_θ on a noise schedule, for every generic
                     sampler) and/or protocols of samplers of its own (a GAN's posterior chain, one step)
@@ -150,6 +151,13 @@ class Method:
     def summary(self, parts: dict[str, nn.Module]) -> dict[str, Any]:
         """Entries added to train.json at the end (on the sampling weights)."""
         return {}
+
+    def elbo(self, parts: dict[str, nn.Module], x0: torch.Tensor, generator: torch.Generator, *,
+             levels: int | None = None) -> dict[str, torch.Tensor] | None:
+        """The method's variational bound on −log p of every row of x0: (N, D): {"elbo": (N,) nats per row, and
+        its terms}, with a discrete decoder over ``levels`` grey levels (None: continuous data); None when the
+        method has no bound.  The likelihood stage reports it beside the probability-flow NLL."""
+        return None
 
     # ---- sampling --------------------------------------------------------------------------------------------
     def sampling_object(self, parts: dict[str, nn.Module], protocol: str) -> Any:

@@ -210,6 +210,15 @@ class RegressionMethod(Method):
             record["eps_rel_error"] = float(torch.linalg.norm(model(x_t, t) - eps_star) / torch.linalg.norm(eps_star))
         return record
 
+    def elbo(self, parts: dict[str, nn.Module], x0: torch.Tensor, generator: torch.Generator, *,
+             levels: int | None = None) -> dict[str, torch.Tensor]:
+        """The DDPM's discrete-time ELBO of ε_θ (:func:`ttdm.analysis.elbo.ddpm_elbo`)."""
+        from ttdm.analysis.elbo import ddpm_elbo
+
+        model = parts["denoiser"].eval()
+        dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        return ddpm_elbo(model, self.schedule, x0, generator, levels=levels, model_dtype=dtype)
+
     # ---- sampling --------------------------------------------------------------------------------------------
     def sampling_object(self, parts: dict[str, nn.Module], protocol: str) -> Denoiser:
         return Denoiser(parts["denoiser"], self.schedule)

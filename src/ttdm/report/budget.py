@@ -115,8 +115,8 @@ def steps_to_converge(summary: pd.DataFrame) -> pd.DataFrame:
 
 # ---- the table and the figure ------------------------------------------------------------------------------------
 
-METRIC_WORDS = {"hq_percent": "% high quality", "swd": "SWD"}  # figure labels
-METRIC_TEX = {"hq_percent": "HQ (\\%)", "swd": "SWD"}  # table cells and paper text
+METRIC_WORDS = {"hq_percent": "% high quality", "swd": "SWD", "fd": "FD"}  # figure labels
+METRIC_TEX = {"hq_percent": "HQ (\\%)", "swd": "SWD", "fd": "FD"}  # table cells and paper text
 
 
 def budget_table(reach: pd.DataFrame) -> str:

@@ -19,18 +19,23 @@ from ttdm.report.tables import DISTANCE_METRICS, fmt_number, pm_cell, tex_escape
 SENTENCE_LABELS = {"swd": "SWD", "mmd": "MMD$^2$", "energy": "energy distance", "w2": "$W_2$",
                    "nll": "test NLL", "hq_percent": "HQ percentage", "modes_covered": "modes covered",
                    "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",
-                   "sample_logp": "sample log-density", "mode_kl": "mode KL", "nonfinite_fraction": "non-finite share"}
+                   "sample_logp": "sample log-density", "mode_kl": "mode KL", "nonfinite_fraction": "non-finite share",
+                   "fd": "FD on classifier features", "f_precision": "feature precision", "f_recall": "feature recall",
+                   "f_density": "feature density", "f_coverage": "feature coverage", "class_kl": "class KL",
+                   "classes_covered": "classes covered"}
 
 # ---- the primary metric of each kind of dataset (declared here, once) ----------------------------------------------
 # "model": what ranks the models of a dataset (the main table's bold entry, "best model" sentences), used where the
 # dataset has a test likelihood of at least two models; "sampler": what ranks sampler settings and models at one
 # setting (the NFE figures and table, "best at this setting" sentences, and the model ranking without likelihoods).
-# A dataset is a "mixture" when its metrics include the HQ percentage (a Gaussian mixture with known modes).
+# A dataset is a "mixture" when its metrics include the HQ percentage (a Gaussian mixture with known modes), and
+# "classified" when they include the FD on its classifier's features (labelled images: the digits).
 PRIMARY = {"mixture": {"model": "nll", "sampler": "hq_percent"},
+           "classified": {"model": "nll", "sampler": "fd"},
            "other": {"model": "nll", "sampler": "swd"}}
 # metrics where higher is better; every other metric (distances, NLL, mode KL, non-finite share) is lower-is-better
 HIGHER_IS_BETTER = frozenset({"hq_percent", "modes_covered", "precision", "recall", "density", "coverage",
-                              "sample_logp"})
+                              "sample_logp", "f_precision", "f_recall", "f_density", "f_coverage", "classes_covered"})
 
 
 def higher_is_better(metric: str) -> bool:
@@ -40,15 +45,17 @@ def higher_is_better(metric: str) -> bool:
 
 
 def dataset_kind(metrics: Iterable[str]) -> str:
-    """"mixture" when the dataset's metrics include ``hq_percent`` (its modes are known), else "other"."""
-    return "mixture" if "hq_percent" in set(metrics) else "other"
+    """"mixture" when the dataset's metrics include ``hq_percent`` (its modes are known), "classified" when they
+    include ``fd`` (a classifier's features), else "other"."""
+    metrics = set(metrics)
+    return "mixture" if "hq_percent" in metrics else "classified" if "fd" in metrics else "other"
 
 
 def primary_metric(metrics: Iterable[str], *, level: str = "sampler", likelihood: bool = False) -> str:
     """The primary metric of a dataset whose results hold ``metrics``.
 
     ``level="sampler"`` (NFE figures and tables, comparisons at one sampler setting): ``PRIMARY[kind]["sampler"]``
-    (HQ % on mixtures, SWD elsewhere), or SWD when that metric is missing. ``level="model"``: the test NLL when
+    (HQ % on mixtures, FD on classified images, SWD elsewhere), or SWD when that metric is missing. ``level="model"``: the test NLL when
     ``likelihood`` (the dataset has test NLLs to compare), else the sampler-level metric.
     """
     metrics = set(metrics)

@@ -135,7 +135,7 @@ def plot_loss(losses: dict[str, list[pd.DataFrame]], title: str) -> plt.Figure:
     return fig
 
 
-NFE_LABELS = {"swd": "SWD", "hq_percent": "HQ samples (%)"}  # y-axis of the NFE figure, by primary metric
+NFE_LABELS = {"swd": "SWD", "hq_percent": "HQ samples (%)", "fd": "FD (classifier features)"}  # y-axis of the NFE figure, by primary metric
 
 
 def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: str = "swd",

@@ -22,7 +22,7 @@ from ttdm.report.tables import EXPLODING, booktabs, fmt_number
 FLOOR_TARGET = 1.5  # a model "comes close to the data floor" when its SWD is at most this multiple of the floor
 SENTENCE_PAIRS = 4  # at most this many diverged run/sampler pairs are named in a sentence; more go to a table
 MAIN_TEXT_ROWS = 10  # a divergence table of more rows goes to the appendix
-METRIC_SHORT = {"swd": "SWD", "hq_percent": "HQ", "nll": "NLL"}  # the NFE table's "Metric" column
+METRIC_SHORT = {"swd": "SWD", "hq_percent": "HQ", "nll": "NLL", "fd": "FD"}  # the NFE table's "Metric" column
 
 
 def _order(names: Sequence[str], preferred: Sequence[str] | None) -> list[str]:

@@ -20,12 +20,14 @@ from ttdm.io import atomic_write
 from ttdm.report.files import run_key
 
 SIG = 3
-DISTANCE_METRICS = ("swd", "mmd", "energy", "w2")
+DISTANCE_METRICS = ("swd", "mmd", "energy", "w2", "fd")  # fd: on a classifier's features (digits)
 MODE_METRICS = ("modes_covered", "hq_percent")
 METRIC_LABELS = {"swd": "SWD", "mmd": "MMD$^2$", "energy": "Energy", "w2": "$W_2$", "modes_covered": "Modes",
                  "hq_percent": "HQ (\\%)", "nll": "NLL (nats/dim)", "precision": "Prec.", "recall": "Rec.",
                  "density": "Dens.", "coverage": "Cov.", "sample_logp": "$\\log p$ (nats/dim)",
-                 "nonfinite_fraction": "Non-finite (\\%)", "mode_kl": "Mode KL"}
+                 "nonfinite_fraction": "Non-finite (\\%)", "mode_kl": "Mode KL", "fd": "FD",
+                 "f_precision": "Prec.$_\\phi$", "f_recall": "Rec.$_\\phi$", "f_density": "Dens.$_\\phi$",
+                 "f_coverage": "Cov.$_\\phi$", "class_kl": "Class KL", "classes_covered": "Classes"}
 # the per-run appendix tables: test NLL, SWD, precision/recall/density/coverage, sample log-density, non-finite share
 RUN_METRICS = ("nll", "swd", "precision", "recall", "density", "coverage", "sample_logp", "nonfinite_fraction")
 EXPLODING = 10.0  # a run "explodes" at a setting when its SWD exceeds this multiple of the data floor's SWD
@@ -43,7 +45,8 @@ COLUMN_LABELS = {"model": "Model", "dataset": "Dataset", "arch": "Architecture",
                  "peak_train_mem_mb": "Peak memory (MB)", "peak_mem_mb": "Peak memory (MB)", "device": "Device",
                  "threads": "Threads", "batch_size": "Batch", "steps": "Steps", "steps_per_s": "Steps / s",
                  "sampler": "Sampler", "kind": "Kind", "nfe": "NFE", "n_samples": "Samples",
-                 "s_per_1000": "Time / 1000 samples (s)"}
+                 "s_per_1000": "Time / 1000 samples (s)", "implementation": "Implementation",
+                 "s_per_step": "Time / step (s)"}
 CONSTANT_NOTE = "% same in every row: "  # the first line of a table .tex whose constant columns were dropped
 
 

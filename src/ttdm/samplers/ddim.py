@@ -68,7 +68,7 @@ def sample_ddim(
     if not 0 <= eta <= 1:
         raise ValueError(f"DDIM eta must lie in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}")
     schedule = denoiser.schedule
-    pairs = step_pairs(schedule.T, steps, spacing)
+    pairs = step_pairs(schedule.T, steps, spacing, schedule)
     with torch.no_grad():
         for i, prev in tqdm(pairs, desc="ddim", leave=False, disable=not sys.stderr.isatty()):
             t = schedule.time(torch.full((len(x),), i)).to(x.device)

@@ -73,7 +73,7 @@ def sample_ddpm(
     z ~ N(0, I) is drawn from ``generator`` on x's device at every step but the last.  Returns x_0: (B, D).
     """
     schedule = denoiser.schedule
-    pairs = step_pairs(schedule.T, steps, spacing)
+    pairs = step_pairs(schedule.T, steps, spacing, schedule)
     with torch.no_grad():
         for i, prev in tqdm(pairs, desc="ddpm", leave=False, disable=not sys.stderr.isatty()):
             t = schedule.time(torch.full((len(x),), i)).to(x.device)

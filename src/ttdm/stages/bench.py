@@ -3,7 +3,9 @@
 Writes three CSVs under results/bench/ (one row per measurement, the device recorded in every row):
   models.csv    model, arch, dataset, dim, n_params
   train.csv     model, dataset, batch_size, steps, steps_per_s (median of `repeats`), peak_mem_mb, device
-  sampling.csv  model, sampler, kind, steps, nfe, n_samples, s_per_1000 (median of `repeats`), peak_mem_mb, device
+  sampling.csv  model, sampler, kind, steps, nfe, n_samples, s_per_1000 (median of `repeats`), peak_mem_mb, device,
+                implementation; and, for model "zero" (a model that returns 0: the sampler's own cost), s_per_step of
+                our sampler and of diffusers' scheduler for the same setting, side by side (``bench_overhead``)
 (``ttdm.stages.complexity`` writes complexity.csv beside them).
 Peak memory is the process's peak resident set size during the measurement on the CPU (polled from /proc), and
 torch.cuda.max_memory_allocated on a GPU. The benchmark reads meta.json of each model's dataset for its shape (the
@@ -97,6 +99,58 @@ def bench_sampling(model: torch.nn.Module, dim: int, spec: dict[str, Any], devic
     return rows
 
 
+OVERHEAD_N, OVERHEAD_MAX_STEPS = 500, 100  # a 500 x 2 batch; settings of more steps are measured at 100 steps
+
+
+def diffusers_counterpart(kind: str, knobs: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``diffusers`` sampler knobs that run the same algorithm as our sampler ``kind`` (None: no counterpart)."""
+    if kind == "ddim" and not knobs.get("eta"):
+        return {"scheduler": "DDIMScheduler", "config": {"set_alpha_to_one": True}}
+    if kind == "ddpm":
+        return {"scheduler": "DDPMScheduler", "config": {"variance_type": knobs.get("variance", "fixed_small")}}
+    if kind == "dpmpp":
+        return {"scheduler": "DPMSolverMultistepScheduler",
+                "config": {"algorithm_type": "dpmsolver++", "solver_order": knobs.get("order", 2)}}
+    return None
+
+
+def bench_overhead(spec: dict[str, Any], device: str) -> list[dict[str, Any]]:
+    """Seconds per step of each sampler setting with a zero model (a 500 x 2 batch), ours and diffusers' scheduler
+    of the same algorithm (through the ``diffusers`` sampler), median of repeats; the same visited steps
+    ("trailing") on both sides, since the spacing does not change the cost of a step."""
+    schedule = make_schedule(spec["schedule"])
+    zero = Denoiser(lambda x, t: torch.zeros_like(x), schedule)
+    noise = torch.randn(OVERHEAD_N, 2, generator=torch.Generator().manual_seed(spec["seed"])).to(device)
+    rows = []
+    for name, sampler in spec["samplers"].items():
+        knobs = {k: v for k, v in sampler.items() if k not in ("kind", "steps", "methods")}
+        theirs = diffusers_counterpart(sampler["kind"], knobs)
+        if theirs is None:
+            continue
+        ours = {**knobs, "spacing": "trailing"} if "spacing" in _option_names(sampler["kind"]) else knobs
+        for steps in sorted({min(s, OVERHEAD_MAX_STEPS) for s in sampler["steps"]}):
+            for implementation, kind, kw in (("ttdm", sampler["kind"], ours), ("diffusers", "diffusers", theirs)):
+                draw = SAMPLERS.get(kind)
+                gen = torch.Generator(device=device).manual_seed(spec["seed"])
+
+                def run(draw=draw, kw=kw, gen=gen, steps=steps) -> None:
+                    draw(zero, noise, steps, generator=gen, **kw)
+
+                run()  # warm-up (diffusers' first call imports its schedulers)
+                t = statistics.median(_timed(run, device) for _ in range(max(spec["repeats"], 3)))
+                rows.append({"model": "zero", "dataset": "", "sampler": name, "kind": sampler["kind"], "steps": steps,
+                             "nfe": steps, "n_samples": OVERHEAD_N, "s_per_1000": t * 1000 / OVERHEAD_N,
+                             "implementation": implementation, "s_per_step": t / steps})
+    return rows
+
+
+def _option_names(kind: str) -> set[str]:
+    import dataclasses
+
+    options = SAMPLERS.options(kind)
+    return {f.name for f in dataclasses.fields(options)} if options else set()
+
+
 def run_benchmarks(spec: dict[str, Any], out_dir: str | Path, meta_files: Iterable[str | Path]) -> list[Path]:
     """Run every benchmark of ``spec`` (see ttdm.config.bench_spec) and write the three CSVs into ``out_dir``;
     ``meta_files``: meta.json of the models' datasets (results/data/{dataset}/meta.json)."""
@@ -121,8 +175,10 @@ def run_benchmarks(spec: dict[str, Any], out_dir: str | Path, meta_files: Iterab
         train.append({**keys, "batch_size": spec["batch_size"], "steps": spec["train_steps"],
                       **bench_training(model, dim, spec, device), **where})
         model.eval()
-        sampling += [{**keys, **row, **where} for row in bench_sampling(model, dim, spec, device)]
+        sampling += [{**keys, **row, "implementation": "ttdm", **where}
+                     for row in bench_sampling(model, dim, spec, device)]
         print(f"bench: {name} on {entry['dataset']}: {train[-1]['steps_per_s']:.1f} training steps/s")
+    sampling += [{**row, **where} for row in bench_overhead(spec, device)]
     out_dir = Path(out_dir)
     written = []
     for filename, rows in zip(BENCH_FILES, (models, train, sampling)):

@@ -1,4 +1,6 @@
-"""The data stage: write a dataset's fixed train/test/floor splits and its meta.json (docs/design.md, "Arrays").
+"""The data stage: write a dataset's fixed train/test/floor splits, their labels and meta.json (docs/design.md,
+"Arrays").  labels.json holds each split's class labels ({"train": [...], "test": [...], "floor": [...]}, the
+digit of each digits image; −1 for every row of an unlabelled set), and meta.json its ``n_classes`` (None).
 
 Generated sets (a ``sample`` generator): train and test are the first n_train and next n_test rows of one draw from
 the stream ``SeedSequence(seed).spawn(2)[0]``; the floor is n_floor draws from the independent stream ``[1]``.
@@ -42,8 +44,12 @@ def prepare_dataset(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]
     sizes = {k: int(spec[k]) for k in ("n_train", "n_test", "n_floor")}
     if dataset.is_generated:
         splits, notes = _draw(dataset, sizes, spec["seed"]), []
+        labels = {k: np.full(len(v), -1, dtype=np.int64) for k, v in splits.items()}
     else:
-        splits, notes = _split_rows(dataset, sizes, spec["seed"])
+        rows, notes = _split_rows(dataset, sizes, spec["seed"])
+        splits = {k: dataset.points[idx] for k, idx in rows.items()}
+        labels = {k: (dataset.labels[idx] if dataset.labels is not None else np.full(len(idx), -1, dtype=np.int64))
+                  for k, idx in rows.items()}
 
     standardize, mixture = None, dataset.mixture
     if dataset.standardize:
@@ -58,6 +64,7 @@ def prepare_dataset(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]
     out_dir = Path(out_dir)
     for split, values in splits.items():
         save_npy(out_dir / f"{split}.npy", values.astype(np.float32))
+    save_json(out_dir / "labels.json", {k: v.tolist() for k, v in labels.items()})  # −1: an unlabelled row
     meta = {
         "name": spec["name"],
         "kind": spec["kind"],
@@ -70,6 +77,7 @@ def prepare_dataset(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]
         "standardize": standardize,
         "mixture": mixture.to_dict() if mixture is not None else None,
         "levels": dataset.levels,
+        "n_classes": dataset.n_classes,
         "source": dataset.source,
         "notes": notes,
     }
@@ -108,7 +116,8 @@ def _draw(dataset: Dataset, sizes: dict[str, int], seed: int) -> dict[str, np.nd
 
 
 def _split_rows(dataset: Dataset, sizes: dict[str, int], seed: int) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Disjoint test, floor and train rows of a seeded permutation; train shrinks to the rows left if need be."""
+    """Disjoint test, floor and train row indices of a seeded permutation; train shrinks to the rows left if need
+    be.  -> ({split: (n,) row indices}, notes)."""
     points = dataset.points
     n_rows, n_test, n_floor = len(points), sizes["n_test"], sizes["n_floor"]
     left = n_rows - n_test - n_floor
@@ -130,4 +139,4 @@ def _split_rows(dataset: Dataset, sizes: dict[str, int], seed: int) -> tuple[dic
     perm = np.random.default_rng(seed).permutation(n_rows)  # (N,)
     test, floor = perm[:n_test], perm[n_test : n_test + n_floor]
     train = perm[n_test + n_floor : n_test + n_floor + n_train]
-    return {"train": points[train], "test": points[test], "floor": points[floor]}, notes
+    return {"train": train, "test": test, "floor": floor}, notes

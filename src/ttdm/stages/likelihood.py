@@ -37,7 +37,9 @@ def _test_rows(data_dir: Path, n_max: int, seed: int) -> np.ndarray:
 
 def run_nll(spec: dict[str, Any], *, run_dir: str | Path, data_dir: str | Path, out: str | Path) -> dict[str, Any]:
     """NLL of one run's test rows; spec = {"n_max", "solver", "steps", "rtol", "atol", "n_probes", "exact_max_dim",
-    "seed" (the data seed: rows and probes), "device", "threads"}.  Returns the record written to ``out``."""
+    "seed" (the data seed: rows and probes), "device", "threads", "ode" (default true; false: the method's bound
+    only)}.  The method's variational bound (:meth:`ttdm.methods.base.Method.elbo`) is added when it has one.
+    Returns the record written to ``out``."""
     from ttdm.analysis.likelihood import nll
 
     device = resolve_device(spec.get("device", "auto"))
@@ -47,20 +49,41 @@ def run_nll(spec: dict[str, Any], *, run_dir: str | Path, data_dir: str | Path, 
     denoiser = run.sampling_object("denoiser")
     rows = _test_rows(Path(data_dir), int(spec["n_max"]), int(spec["seed"]))
     x0 = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float64)).to(device)
-    generator = torch.Generator().manual_seed(int(spec_hash(["likelihood-probes", int(spec["seed"])], 15), 16))
-    result = nll(denoiser.eps, denoiser.schedule, x0, model_dtype=torch.float32,
-                 exact_divergence=rows.shape[1] <= int(spec["exact_max_dim"]), n_probes=int(spec["n_probes"]),
-                 solver=spec["solver"], steps=int(spec["steps"]), rtol=float(spec["rtol"]),
-                 atol=float(spec["atol"]), generator=generator)
-    values = {"nll": result["nll"], "nll_std_err": result["nll_std_err"], "bpd": result["bpd"],
-              "prior_nll": result["prior_nll"], "t_min": result["t_min"], "nfe": result["nfe"],
-              "n_points": result["n"], "exact_divergence": float(result["exact_divergence"]),
-              "wall_s": result["wall_s"]}
+    values: dict[str, float] = {"n_points": float(len(rows))}
+    if spec.get("ode", True):
+        generator = torch.Generator().manual_seed(int(spec_hash(["likelihood-probes", int(spec["seed"])], 15), 16))
+        result = nll(denoiser.eps, denoiser.schedule, x0, model_dtype=torch.float32,
+                     exact_divergence=rows.shape[1] <= int(spec["exact_max_dim"]), n_probes=int(spec["n_probes"]),
+                     solver=spec["solver"], steps=int(spec["steps"]), rtol=float(spec["rtol"]),
+                     atol=float(spec["atol"]), generator=generator)
+        values.update({"nll": result["nll"], "nll_std_err": result["nll_std_err"], "bpd": result["bpd"],
+                       "prior_nll": result["prior_nll"], "t_min": result["t_min"], "nfe": result["nfe"],
+                       "exact_divergence": float(result["exact_divergence"]), "wall_s": result["wall_s"]})
+    values.update(_elbo(run, x0, load_json(Path(data_dir) / "meta.json"), int(spec["seed"])))
     keys = {"dataset": run.spec["dataset"], "model": run.spec["model"], "seed": run.spec["seed"]}
     out = Path(out)
     save_csv_rows(out, RUN_COLUMNS, [{**keys, "metric": k, "value": float(v)} for k, v in values.items()])
     save_json(out.with_name(out.stem + ".spec.json"), spec)
     return {**keys, **values}
+
+
+def _elbo(run: Any, x0: torch.Tensor, meta: dict[str, Any], seed: int) -> dict[str, float]:
+    """The run's variational bound in nats/dim (``elbo``, its standard error over rows, ``elbo_bpd``, seconds), or
+    nothing when its method has none; a discrete decoder on data with grey levels (digits)."""
+    import math
+    import time
+
+    from ttdm.analysis.elbo import decoder_levels
+
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(int(spec_hash(["elbo-noise", seed], 15), 16))
+    with torch.no_grad():
+        bound = run.method.elbo(run.parts, x0, generator, levels=decoder_levels(meta))
+    if bound is None:
+        return {}
+    per_dim = bound["elbo"].double().cpu() / x0.shape[1]
+    return {"elbo": float(per_dim.mean()), "elbo_std_err": float(per_dim.std() / math.sqrt(len(per_dim))),
+            "elbo_bpd": float(per_dim.mean()) / math.log(2), "elbo_s": time.perf_counter() - started}
 
 
 def floor_nll(spec: dict[str, Any], *, data_dir: str | Path, out: str | Path) -> dict[str, float]:
