@@ -44,13 +44,16 @@ def tiny_config_dict() -> dict:
               {"datasets": ["8gaussians"], "models": ["tt"], "optimizers": ["als"],
                "training": {"method": "eps_star"}, "tag": "iso", "seeds": [0]},
               {"datasets": ["8gaussians"], "models": ["sampler-floor"], "training": {"method": "analytic"},
-               "seeds": [0]}],
+               "seeds": [0]},
+              {"datasets": ["8gaussians"], "models": ["mlp"], "training": {"method": "vdm", "gamma_hidden": 16},
+               "tag": "vdm", "seeds": [0]}],
         landscape={"dataset": "8gaussians", "models": ["mlp", "tt-als"], "seed": 0, "n": 5, "points": 256},
         budget={"datasets": ["8gaussians"], "models": ["mlp"], "steps": [50, 200]},
         training={"steps": 200, "batch_size": 64, "lr": 0.002, "checkpoint_every": 50, "log_every": 20},
         sampling={"n_samples": 200, "samplers": {"ddpm": {"kind": "ddpm", "steps": [200]},
                                                  "ddim": {"kind": "ddim", "steps": [5, 20]}}, "main": "ddpm_200"},
         bench={"repeats": 1, "train_steps": 5, "n_samples": 50},
+        classifier={"datasets": ["digits"], "epochs": 20, "min_accuracy": 0.9},  # 300 train images: about 95 %
     )
     config["paper"] = {**config["paper"], "main_models": ["mlp", "unet", "tt-als"]}
     return config

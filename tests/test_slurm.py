@@ -40,6 +40,7 @@ def slurm_config() -> dict:
         grid=[{"datasets": ["8gaussians"], "models": ["mlp"]},
               {"datasets": ["8gaussians"], "models": ["tt"], "optimizers": ["als", "rgd"]}],
         threads=1,
+        classifier={"datasets": []},
         resources={kind: {"runtime": 10, "mem_mb": 1000}
                    for kind in ("data", "train", "sample", "evaluate", "floor", "bench", "complexity", "landscape")},
     )

@@ -86,8 +86,8 @@ def test_dry_run_has_one_job_per_grid_point(root, tmp_path, tiny_config):
     out = snakemake(workdir, "-n").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     # 8gaussians x mlp x 2 seeds + digits x unet x 2 seeds, and the TT grid: tt x {als, rgd} x 2 seeds,
-    # the sweep's rank 3 (seed 0; rank 2 is the base run), the isolation run and the sampler floor (seed 0)
-    n_runs, n_settings = 4 + 4 + 1 + 1 + 1, 3  # ddpm_200, ddim_5, ddim_20: one sample and one evaluate job each
+    # the sweep's rank 3 (seed 0; rank 2 is the base run), the isolation run, the sampler floor and VDM (seed 0)
+    n_runs, n_settings = 4 + 4 + 1 + 1 + 1 + 1, 3  # ddpm_200, ddim_5, ddim_20: one sample and one evaluate job each
     # the budget study: mlp for 50 steps, sampled at the main setting only (its 200-step budget is the grid's run)
     assert counts["train"] == str(n_runs + 1)
     assert counts["sample"] == str(n_runs * n_settings + 1) and counts["evaluate"] == str(n_runs * n_settings + 1)
@@ -196,6 +196,7 @@ def small_config() -> dict:
         training={"steps": 20, "batch_size": 32, "lr": 0.002, "checkpoint_every": 10, "log_every": 10},
         sampling={"n_samples": 50, "samplers": {"ddim": {"kind": "ddim", "steps": [5]}}},
         metrics={"swd": {}},
+        classifier={"datasets": []},
     )
     config.pop("landscape")
     config.pop("budget")

@@ -1,11 +1,11 @@
 rule evaluate:
     """Metrics of one setting's samples against the test split (long CSV: sampler, steps, nfe, metric, value)."""
     input:
+        unpack(classifier_input),
         samples="results/samples/{dataset}/{model}/{seed}/{setting}.npz",
         info="results/samples/{dataset}/{model}/{seed}/{setting}.json",
         test="results/data/{dataset}/test.npy",
         meta="results/data/{dataset}/meta.json",
-        unpack(classifier_input),
     output:
         "results/metrics/{dataset}/{model}/{seed}/{setting}.csv",
     params:
@@ -28,10 +28,10 @@ rule evaluate:
 rule floor:
     """The data floor: the same metrics for a fresh sample of the true distribution of the same size."""
     input:
+        unpack(classifier_input),
         floor="results/data/{dataset}/floor.npy",
         test="results/data/{dataset}/test.npy",
         meta="results/data/{dataset}/meta.json",
-        unpack(classifier_input),
     output:
         "results/metrics/{dataset}/floor.csv",
     params:

@@ -11,7 +11,7 @@ DDPM, steps i = 0..T−1 (ᾱ_i, β_i of the discrete schedule, α_i = 1 − β_
 
 with x_i = √ᾱ_i x_0 + √(1 − ᾱ_i) ε, β̃_i = β_i (1 − ᾱ_{i−1})/(1 − ᾱ_i) (the "fixed_small" reverse variance) and
 x̂_0 = (x_0step − √(1 − ᾱ_0) ε_θ)/√ᾱ_0.  Every L_i is computed, each with one draw of ε per row (a single-sample
-Monte Carlo estimate of each expectation, summed over all T steps).  On continuous data the bound is on the density
+Monte Carlo estimate of each expectation, summed over all T steps), or a stratified sample of the steps.  On continuous data the bound is on the density
 (comparable with the probability-flow NLL); on discrete data it is a bound on the probability of the grey levels, a
 true likelihood in bits/dim.
 """
@@ -69,9 +69,11 @@ def softmax_decoder_nll(x0: torch.Tensor, z0: torch.Tensor, alpha0: float, sigma
 @torch.no_grad()
 def ddpm_elbo(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule, x0: torch.Tensor,
               generator: torch.Generator, *, levels: int | None = None, model_dtype: torch.dtype = torch.float32,
-              ) -> dict[str, torch.Tensor]:
+              strata: int | None = None) -> dict[str, torch.Tensor]:
     """The DDPM bound of every row of x0: (N, D) for ε_θ = ``eps_fn`` on the discrete ``schedule``; ``levels``:
-    the binned decoder for data on that many grey levels in [−1, 1] (None: the Gaussian decoder).
+    the binned decoder for data on that many grey levels in [−1, 1] (None: the Gaussian decoder).  ``strata``:
+    Σ_{i≥1} L_i estimated with one random step per row in each of that many equal strata of steps 1..T−1, weighted
+    by the stratum's size (unbiased, ``strata`` network evaluations instead of T − 1); None: every step.
 
     Returns {"elbo": (N,), "prior": (N,), "diffusion": (N,), "decoder": (N,)} in nats per row, float64.
     """
@@ -86,14 +88,20 @@ def ddpm_elbo(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sche
 
     last = abar[-1]
     prior = 0.5 * (last * x0**2 + (1 - last) - 1 - torch.log(1 - last)).sum(1)
+    beta_tilde = betas[1:] * (1 - abar[:-1]) / (1 - abar[1:])  # (T−1,) for steps 1..T−1
+    weight = torch.cat([torch.zeros(1, dtype=torch.float64, device=device),
+                        betas[1:] ** 2 / (2 * beta_tilde * (1 - betas[1:]) * (1 - abar[1:]))])  # (T,) of L_i/‖·‖²
+    edges = torch.linspace(1, T, (strata or T - 1) + 1).round().long().tolist()  # strata of steps [lo, hi)
     diffusion = torch.zeros(n, dtype=torch.float64, device=device)
-    for i in range(1, T):
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        i = torch.randint(lo, hi, (n,), generator=generator, device=generator.device).to(device)  # (N,)
         eps = noise()
-        x_i = abar[i].sqrt() * x0 + (1 - abar[i]).sqrt() * eps
-        t = torch.full((n,), (i + 1) / T, dtype=model_dtype, device=device)
+        x_i = abar[i].sqrt()[:, None] * x0 + (1 - abar[i]).sqrt()[:, None] * eps
+        t = ((i + 1).to(torch.float64) / T).to(model_dtype)
         err = ((eps - eps_fn(x_i.to(model_dtype), t).to(torch.float64)) ** 2).sum(1)
-        beta_tilde = betas[i] * (1 - abar[i - 1]) / (1 - abar[i])
-        diffusion += betas[i] ** 2 / (2 * beta_tilde * (1 - betas[i]) * (1 - abar[i])) * err
+        diffusion += (hi - lo) * weight[i] * err  # one step of the stratum stands for its hi − lo steps
     x_first = abar[0].sqrt() * x0 + (1 - abar[0]).sqrt() * noise()
     eps_hat = eps_fn(x_first.to(model_dtype), torch.full((n,), 1 / T, dtype=model_dtype, device=device))
     eps_hat = eps_hat.to(torch.float64)

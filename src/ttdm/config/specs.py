@@ -12,9 +12,10 @@ from ttdm.config.methods import resolved_training
 from ttdm.config.schema import ConfigError, validate_config
 
 # Bumped when the training loop's semantics or a model's default architecture change (2: EMA warm-up, held-out
-# validation rows, the solver's setup in wall_s; 3: the learning-rate schedule, the linear skip of resnet and unet),
-# so runs trained before are retrained: it is part of every run's spec.
-LOOP_VERSION = 3
+# validation rows, the solver's setup in wall_s; 3: the learning-rate schedule, the linear skip of resnet and unet;
+# 4: foreach Adam, gradient clipping and EMA, equal in exact arithmetic but not bit for bit), so runs trained before
+# are retrained: it is part of every run's spec.
+LOOP_VERSION = 4
 
 # --------------------------------------------------------------------------------------------------------------------
 # The grid and the job specs
@@ -206,7 +207,8 @@ def complexity_spec(config: dict[str, Any]) -> dict[str, Any]:
     """Spec of the complexity job (``ttdm.stages.complexity``): every trained model on the first dataset it is trained
     on, with its own resolved training (optimizer, batch size, fitting-sample size, ALS engine and ridge), for FLOPs
     per forward and per step and peak training memory of what its training runs.  Models whose method has nothing to
-    train (``analytic``: the sampler floor, no parameters) are left out."""
+    train (``analytic``: the sampler floor, no parameters) are left out, and so are methods whose parts are not the
+    registry model (a GAN's generator and discriminator): its FLOPs would describe another network."""
     from ttdm.methods import METHODS
 
     models: dict[str, Any] = {}
@@ -215,7 +217,8 @@ def complexity_spec(config: dict[str, Any]) -> dict[str, Any]:
             continue
         model_cfg = dict(config["models"][model])
         training = resolved_training(config, dataset, model)
-        if not METHODS.get(training["method"]).trains:
+        method = METHODS.get(training["method"])
+        if not method.trains or "denoiser" not in method.provides:
             continue
         optimizer = training.get("optimizer", "adam")
         models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset,

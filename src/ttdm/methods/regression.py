@@ -33,6 +33,7 @@ from ttdm.samplers import Denoiser
 from ttdm.schedules import NoiseSchedule, make_schedule
 
 GRADIENT_OPTIMIZERS = ("adam", "sgd")
+ELBO_STRATA = 100  # the DDPM ELBO's steps: one per row in each of 100 strata (10x fewer evaluations at T = 1000)
 SOLVER_OPTIMIZERS = ("als", "rgd")
 
 
@@ -146,7 +147,8 @@ class RegressionMethod(Method):
         if self.uses_solver:
             return {}
         opt_class = torch.optim.SGD if self.options.optimizer == "sgd" else torch.optim.Adam
-        return {"denoiser": opt_class(parts["denoiser"].parameters(), lr=float(self.options.lr))}
+        # foreach: one kernel per step for all tensors (torch picks it on CUDA only by default; 3x faster here)
+        return {"denoiser": opt_class(parts["denoiser"].parameters(), lr=float(self.options.lr), foreach=True)}
 
     def setup(self, parts: dict[str, nn.Module], generator: torch.Generator) -> None:
         if self.uses_solver:
@@ -163,7 +165,7 @@ class RegressionMethod(Method):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.options.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), float(self.options.grad_clip))
+            nn.utils.clip_grad_norm_(model.parameters(), float(self.options.grad_clip), foreach=True)
         optimizer.step()
         return value
 
@@ -211,13 +213,14 @@ class RegressionMethod(Method):
         return record
 
     def elbo(self, parts: dict[str, nn.Module], x0: torch.Tensor, generator: torch.Generator, *,
-             levels: int | None = None) -> dict[str, torch.Tensor]:
-        """The DDPM's discrete-time ELBO of ε_θ (:func:`ttdm.analysis.elbo.ddpm_elbo`)."""
+             levels: int | None = None, strata: int | None = ELBO_STRATA) -> dict[str, torch.Tensor]:
+        """The DDPM's discrete-time ELBO of ε_θ (:func:`ttdm.analysis.elbo.ddpm_elbo`), its steps sampled in
+        ``strata`` strata."""
         from ttdm.analysis.elbo import ddpm_elbo
 
         model = parts["denoiser"].eval()
         dtype = next((p.dtype for p in model.parameters()), torch.float32)
-        return ddpm_elbo(model, self.schedule, x0, generator, levels=levels, model_dtype=dtype)
+        return ddpm_elbo(model, self.schedule, x0, generator, levels=levels, model_dtype=dtype, strata=strata)
 
     # ---- sampling --------------------------------------------------------------------------------------------
     def sampling_object(self, parts: dict[str, nn.Module], protocol: str) -> Denoiser:

@@ -87,9 +87,9 @@ class VDM(Method):
         return ("denoiser",)
 
     def optimizers(self, parts: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-        opts = {"denoiser": torch.optim.Adam(parts["denoiser"].parameters(), lr=self.options.lr)}
+        opts = {"denoiser": torch.optim.Adam(parts["denoiser"].parameters(), lr=self.options.lr, foreach=True)}
         if list(parts["gamma"].parameters()):
-            opts["gamma"] = torch.optim.Adam(parts["gamma"].parameters(), lr=self.options.schedule_lr)
+            opts["gamma"] = torch.optim.Adam(parts["gamma"].parameters(), lr=self.options.schedule_lr, foreach=True)
         return opts
 
     # ---- the bound ---------------------------------------------------------------------------------------------
@@ -145,10 +145,10 @@ class VDM(Method):
         for p, g in zip(den, den_grads):
             p.grad = g
         if self.options.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(den, self.options.grad_clip)
+            torch.nn.utils.clip_grad_norm_(den, self.options.grad_clip, foreach=True)
         for opt in optimizers.values():
             opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def _validation(self) -> tuple[torch.Tensor, ...]:
         """Fixed (x, t, ε, ε_0) of the held-out rows: ``n_val`` draws, the same for every run of a dataset."""

@@ -32,6 +32,13 @@ class CountingModel(nn.Module):
         self.rows += x.shape[0]
         return self.model(x, *args, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:
+        """Everything else of the wrapped part (a learned schedule's ``gamma(t)``), uncounted."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["model"], name)
+
 
 def counted(run: Any, protocol: str) -> tuple[Any, list[CountingModel]]:
     """The run's sampling object for ``protocol`` with every part wrapped in a :class:`CountingModel`.

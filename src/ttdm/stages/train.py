@@ -90,10 +90,11 @@ def lr_factor(schedule: str, warmup: int, n: int, steps: int) -> float:
 
 
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """θ_ema ← decay θ_ema + (1 − decay) θ, parameter by parameter; buffers are copied."""
+    """θ_ema ← decay θ_ema + (1 − decay) θ, all parameters in one foreach call; buffers are copied."""
     with torch.no_grad():
-        for pe, p in zip(ema.parameters(), model.parameters()):
-            pe.lerp_(p, 1.0 - decay)
+        ema_params, params = list(ema.parameters()), list(model.parameters())
+        if ema_params:
+            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
         for be, b in zip(ema.buffers(), model.buffers()):
             be.copy_(b)
 

@@ -27,8 +27,8 @@ from ttdm.report.per_run import (add_likelihood, add_likelihood_runs, collect_li
                                  likelihood_summary, run_tables)
 from ttdm.report.tables import constant_note, fmt_number, main_table
 
-MAIN_METRICS = ("nll", "swd", "w2", "modes_covered", "modes_total", "hq_percent")  # the main text's table
-FULL_METRICS = ("nll", "swd", "mmd", "energy", "w2", "modes_covered", "modes_total", "hq_percent")  # the appendix's
+MAIN_METRICS = ("nll", "swd", "w2", "fd", "modes_covered", "modes_total", "hq_percent")  # the main text's table
+FULL_METRICS = ("nll", "swd", "mmd", "energy", "w2", "fd", "modes_covered", "modes_total", "hq_percent")  # appendix
 
 TABLES = ("metrics.csv", "summary.csv", "summary.tex", "summary_display.csv", "nfe.csv", "divergence.csv",
           "training.csv", "training.tex", "training_display.csv")
