@@ -37,7 +37,7 @@ def tiny_config_dict() -> dict:
         optimizers={"als": {"optimizer": "als", "steps": 2, "n_fit": 500, "log_every": 1, "checkpoint_every": 1},
                     "rgd": {"optimizer": "rgd", "steps": 4, "n_fit": 500, "log_every": 1, "checkpoint_every": 2}},
         grid=[{"datasets": ["8gaussians"], "models": ["mlp"]}, {"datasets": ["digits"], "models": ["unet"],
-                                                              "training": {"steps": 40}},
+                                                              "training": {"steps": 40}, "likelihood": "elbo"},
               {"datasets": ["8gaussians"], "models": ["tt"], "optimizers": ["als", "rgd"]},
               {"datasets": ["8gaussians"], "models": ["tt"], "sweep": {"rank": [2, 3]}, "optimizers": ["als"],
                "seeds": [0]},

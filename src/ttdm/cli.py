@@ -319,7 +319,11 @@ def cmd_likelihood(args: argparse.Namespace) -> None:
     from ttdm.stages.likelihood import run_nll
 
     record = run_nll(args.spec, run_dir=args.run, data_dir=args.data, out=args.out)
-    print(f"{args.out}: NLL {record['nll']:.4f} ± {record['nll_std_err']:.4f} nats/dim ({record['nfe']:.0f} NFE)")
+    if "nll" in record:
+        print(f"{args.out}: NLL {record['nll']:.4f} ± {record['nll_std_err']:.4f} nats/dim ({record['nfe']:.0f} NFE)")
+    if "elbo" in record:
+        print(f"{args.out}: bound {record['elbo']:.4f} ± {record['elbo_std_err']:.4f} nats/dim "
+              f"({record['elbo_bpd']:.4f} bits/dim)")
 
 
 def cmd_classifier(args: argparse.Namespace) -> None:

@@ -119,8 +119,8 @@ def likelihood_spec(config: dict[str, Any], dataset: str | None = None, model: s
 
 
 def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """(dataset, model, seed) of every run whose method provides a denoiser, except the runs of grid blocks with
-    ``likelihood: false`` (no runs without a likelihood block; ``likelihood: elbo`` runs have a job too)."""
+    """(dataset, model, seed) of every run whose method provides a denoiser on the data (not latents), except the runs
+    of grid blocks with ``likelihood: false`` (none without a likelihood block; ``likelihood: elbo`` runs have one)."""
     from ttdm.config.grid import training_for
     from ttdm.methods import METHODS
 
@@ -128,7 +128,8 @@ def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
         return []
     return [(d, m, s) for d, m, s in runs(config)
             if block_for(config, d, m).get("likelihood", True) is not False
-            and "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides]
+            and "denoiser" in METHODS.get(training_for(config, d, m)["method"]).provides
+            and METHODS.get(training_for(config, d, m)["method"]).data_likelihood]
 
 
 def default_prior(arch: str) -> str | None:
@@ -218,8 +219,8 @@ def complexity_spec(config: dict[str, Any]) -> dict[str, Any]:
         model_cfg = dict(config["models"][model])
         training = resolved_training(config, dataset, model)
         method = METHODS.get(training["method"])
-        if not method.trains or "denoiser" not in method.provides:
-            continue
+        if not method.trains or "denoiser" not in method.provides or not method.data_likelihood:
+            continue  # nothing trained, not the registry model, or a model of latents (not the data's D)
         optimizer = training.get("optimizer", "adam")
         models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset,
                          "optimizer": optimizer, "n_fit": training.get("n_fit", 20000),

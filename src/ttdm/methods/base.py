@@ -14,6 +14,8 @@ samples every run.  What differs between methods lives here, in one class per me
 ``train_step``      one step on a batch of training rows, returning the loss to log
 ``validate``        the numbers logged beside the loss (``val_loss``; bits/dim for a likelihood model)
 ``elbo``            its variational bound on −log p(x) of test rows (DDPM's ELBO, VDM's VLB), or None
+``noise_dim``,      the size of a sampler's starting noise and how its output becomes data rows (a latent
+``decode``          method's latent size and decoder; by default D and the identity)
 ``state_dict``      the method's own state beyond parts, optimizers and the generator (an RGD step size)
 ``provides``        how its runs are sampled: ``"denoiser"`` (ε_θ on a noise schedule, for every generic
                     sampler) and/or protocols of samplers of its own (a GAN's posterior chain, one step)
@@ -79,6 +81,7 @@ class Method:
     window_mean: ClassVar[bool] = True  # log the mean loss of the last log_every steps (else the last step's)
     trains: ClassVar[bool] = True  # False: nothing to train; its runs take 0 steps (the config sets steps to 0)
     archs: ClassVar[tuple[str, ...] | None] = None  # the model archs it can train (None: any)
+    data_likelihood: ClassVar[bool] = True  # False: its bound/ODE would be in another space (latents): no likelihood job
 
     def __init__(self, options: Any, ctx: Context) -> None:
         self.options = options
@@ -160,6 +163,15 @@ class Method:
         return None
 
     # ---- sampling --------------------------------------------------------------------------------------------
+    @property
+    def noise_dim(self) -> int:
+        """The size of the noise x_T a sampler starts from: the data's D (a latent method's latent size)."""
+        return self.ctx.dim
+
+    def decode(self, parts: dict[str, nn.Module], x: torch.Tensor) -> torch.Tensor:
+        """Samples (B, noise_dim) as data rows (B, D): the identity (a latent method's decoder)."""
+        return x
+
     def sampling_object(self, parts: dict[str, nn.Module], protocol: str) -> Any:
         """What a sampler of ``protocol`` receives: a :class:`ttdm.samplers.Denoiser` for "denoiser"."""
         raise NotImplementedError

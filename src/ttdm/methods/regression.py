@@ -126,7 +126,8 @@ class RegressionMethod(Method):
         from ttdm.runs import build_model
 
         spec, ctx = self.ctx.spec, self.ctx
-        model = build_model(spec, ctx.dim, ctx.image_shape)
+        # the model lives where the sampler's noise does: the data's D, or a latent method's L (no image shape)
+        model = build_model(spec, self.noise_dim, ctx.image_shape if self.noise_dim == ctx.dim else None)
         alpha, sigma = self.schedule.alpha_sigma(torch.arange(self.schedule.T))
         if isinstance(model, GaussianPrior):  # the σ table of ``prior: gaussian`` (a loaded run's is its stored one)
             model.set_sigmas(sigma)

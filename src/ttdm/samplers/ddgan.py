@@ -7,10 +7,11 @@ import sys
 import torch
 from tqdm.auto import tqdm
 
+from ttdm.options import NoOptions
 from ttdm.samplers import SAMPLERS
 
 
-@SAMPLERS.register("ddgan")
+@SAMPLERS.register("ddgan", options=NoOptions)
 def sample_ddgan(chain, x: torch.Tensor, steps: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """x_T = ``x`` (B, D) ~ N(0, I), then x_{k−1} ~ q(x_{k−1} | x_k, G(x_k, z, k/T)) for k = T..1; ``steps``
     must be the chain's T (the method's ``sampler_error`` says so before any job).  Returns x_0: (B, D)."""

@@ -98,8 +98,9 @@ def generate(spec: dict[str, Any], run_dir: str | Path, out: str | Path) -> dict
     start = time.perf_counter()
     with torch.no_grad():
         for lo in range(0, n, batch_size):
-            x = torch.randn((min(batch_size, n - lo), run.dim), generator=generator, device=device)  # (B, D)
-            chunks.append(sample(obj, x, steps, generator=generator, **spec.get("knobs", {})))
+            x = torch.randn((min(batch_size, n - lo), run.method.noise_dim), generator=generator, device=device)
+            drawn = sample(obj, x, steps, generator=generator, **spec.get("knobs", {}))
+            chunks.append(run.method.decode(run.parts, drawn))  # (B, D): latents decoded, else unchanged
         _sync(device)
     wall = time.perf_counter() - start
     nfe = max(c.rows for c in counters) / n
