@@ -141,7 +141,8 @@ NFE_LABELS = {"swd": "SWD", "hq_percent": "HQ samples (%)", "fd": "FD (classifie
 def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: str = "swd",
              sampler_floor: str | None = None) -> plt.Figure:
     """``metric`` (mean ± std over seeds) against the number of network evaluations for every model and sampler,
-    with the data floor as a dashed line; log-log for a distance, a linear y-axis for a percentage. The model named
+    with the data floor as a dashed line; log-log for a distance, a linear y-axis for a percentage; the legend has
+    one entry per model (colour and marker) and one per sampler (line style). The model named
     ``sampler_floor`` (the exact noise predictor under the same samplers) is drawn as the "sampler floor" in the
     floors' grey, dotted. metrics: long format (model, sampler, seed, nfe, metric, value)."""
     sub = metrics[metrics["metric"] == metric]
@@ -149,7 +150,9 @@ def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: 
     stats = stats[stats["mean"].notna()]
     log_y = metric not in ("hq_percent",) and bool((stats["mean"] > 0).all())
     fig, ax = plt.subplots(figsize=CURVE_IN)
-    lines = dict(zip(sorted(stats["sampler"].unique()), ("-", "--", ":", "-.")))
+    # sampler line styles, none of them the floors' dashed and dotted lines
+    lines = dict(zip(sorted(stats["sampler"].unique()), ("-", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)),
+                                                         (0, (1, 2)), (0, (5, 3)))))
     models = sorted(m for m in stats["model"].unique() if m != sampler_floor)
     for model in models + ([sampler_floor] if sampler_floor in set(stats["model"]) else []):
         is_floor = model == sampler_floor
@@ -161,13 +164,23 @@ def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: 
                 continue
             ax.plot(s["nfe"], s["mean"], color=st["color"], marker=st["marker"], ms=3,
                     lw=style.SAMPLER_FLOOR["lw"] if is_floor else 1, ls=style.SAMPLER_FLOOR["ls"] if is_floor else ls,
-                    mfc=st["color"] if k == 0 else "white", label=f"{name}, {sampler}")
+                    mfc=st["color"] if k == 0 else "white", label=f"{name}, {sampler}")  # the legend uses proxies
             if not is_floor:  # the mean, and ± one std as a band (error bars on a log axis can cross zero)
                 spread = s["std"].fillna(0.0)
                 lo = (s["mean"] - spread).clip(lower=s["mean"] / 3) if log_y else s["mean"] - spread
                 ax.fill_between(s["nfe"], lo, s["mean"] + spread, color=st["color"], alpha=0.15, lw=0)
+    # one legend entry per model (colour, marker) and one per sampler (line style), not one per pair
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=style.style_of(m)["color"], marker=style.style_of(m)["marker"], ms=3, lw=1,
+                      label=m) for m in models]
+    if sampler_floor in set(stats["model"]):
+        handles.append(Line2D([], [], color=style.SAMPLER_FLOOR["color"], marker="x", ms=3,
+                              lw=style.SAMPLER_FLOOR["lw"], ls=style.SAMPLER_FLOOR["ls"], label="sampler floor"))
     if floor is not None and np.isfinite(floor) and (floor > 0 or not log_y):
         ax.axhline(floor, label="data floor", **style.FLOOR)
+        handles.append(Line2D([], [], label="data floor", **style.FLOOR))
+    handles += [Line2D([], [], color="k", lw=1, ls=ls, label=sampler) for sampler, ls in lines.items()]
     if log_y:
         style.log_axes(ax, "x", "y")
     else:
@@ -176,7 +189,7 @@ def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: 
     ax.set_ylabel(NFE_LABELS.get(metric, metric))
     ax.set_title(title)
     fig.tight_layout()
-    ax.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below; kept by bbox "tight"
+    ax.legend(handles=handles, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below; kept by "tight"
     return fig
 
 
