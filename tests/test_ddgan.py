@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import ttdm.stages.train as train_mod
 from ttdm.config import ConfigError, validate_config
 from ttdm.config.methods import settings_for
 from ttdm.methods.ddgan import DDGAN, DDGANOptions, PosteriorChain, chain_abar
@@ -15,7 +14,7 @@ from ttdm.runs import load_run
 from ttdm.samplers import SAMPLERS
 from ttdm.stages.train import train
 
-from test_train import MU, STD, make_data, make_spec
+from test_train import MU, STD, assert_same_parts, make_data, make_spec, train_killed_at
 
 
 def test_chain_pairs_have_the_forward_marginals_and_the_last_step_returns_x0():
@@ -65,24 +64,9 @@ def test_ddgan_trains_resumes_bit_for_bit_and_samples_in_t_steps(tmp_path, monke
 
     short = gan_spec(n_steps=2, steps=40)
     train(short, data, tmp_path / "a")
-    counter = {"n": 0}
-    ema_update = train_mod._ema_update
-
-    def killed_at_27(*args):
-        ema_update(*args)
-        counter["n"] += 1
-        if counter["n"] == 27:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(train_mod, "_ema_update", killed_at_27)
-        with pytest.raises(KeyboardInterrupt):
-            train(short, data, tmp_path / "b")
+    train_killed_at(short, data, tmp_path / "b", 27, monkeypatch)
     assert train(short, data, tmp_path / "b")["resumed_from_step"] == 20
-    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["parts"]
-    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["parts"]
-    for part in ("generator", "discriminator"):
-        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert_same_parts(tmp_path / "a", tmp_path / "b", ("generator", "discriminator"))
 
 
 def test_a_setting_samples_only_the_runs_of_its_own_t(quick_config):

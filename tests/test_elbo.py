@@ -16,16 +16,26 @@ from ttdm.methods.base import Context
 from ttdm.methods.vdm import VDM, VDMOptions
 from ttdm.runs import load_run
 from ttdm.schedules import LinearGamma, NoiseSchedule, make_schedule
-import ttdm.stages.train as train_mod
 from ttdm.stages.train import train
 
-from test_train import make_data, make_spec
+from test_train import assert_same_parts, make_data, make_spec, train_killed_at
 
 S = 0.5  # data N(0, S² I)
 
 
 def true_nll_per_dim(x: torch.Tensor) -> float:
     return float((0.5 * math.log(2 * math.pi * S**2) + x.double() ** 2 / (2 * S**2)).mean())
+
+
+def exact_eps(schedule):
+    """ε*(x, t) of N(0, S² I) data on a discrete schedule (t = (i + 1)/T)."""
+
+    def eps_star(x, t):
+        i = torch.round(t.double() * schedule.T - 1).long()
+        a2 = schedule.alphas_cumprod[i][:, None]
+        return ((1 - a2).sqrt() * x.double() / (a2 * S**2 + 1 - a2)).to(x.dtype)
+
+    return eps_star
 
 
 def expected_ddpm_elbo(schedule) -> float:
@@ -48,11 +58,7 @@ def test_ddpm_elbo_of_the_exact_eps_matches_its_closed_form_and_bounds_the_nll()
     which lies above the true NLL: the gap (≈ 0.4 nats/dim here) is the fixed reverse variance β̃ of "fixed_small",
     far below the true reverse variance at the first steps on data that is smooth at the noise's scale."""
     schedule = make_schedule({"kind": "linear", "T": 1000})
-
-    def eps_star(x, t):
-        i = torch.round(t.double() * schedule.T - 1).long()
-        a2 = schedule.alphas_cumprod[i][:, None]
-        return ((1 - a2).sqrt() * x.double() / (a2 * S**2 + 1 - a2)).to(x.dtype)
+    eps_star = exact_eps(schedule)
 
     x0 = S * torch.randn(3000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     out = ddpm_elbo(eps_star, schedule, x0, torch.Generator().manual_seed(1), model_dtype=torch.float64)
@@ -136,34 +142,15 @@ def test_vdm_trains_resumes_and_samples_through_the_generic_stages(tmp_path, mon
     bound = run.method.elbo(run.parts, torch.randn(16, 2, dtype=torch.float64), torch.Generator().manual_seed(0))
     assert torch.isfinite(bound["elbo"]).all()
     # killed after 17 EMA updates (checkpoint at 10), resumed: the same weights of both parts, bit for bit
-    calls = {"n": 0}
-    ema_update = train_mod._ema_update
-
-    def killed_at_17(*args):
-        ema_update(*args)
-        calls["n"] += 1
-        if calls["n"] == 17:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(train_mod, "_ema_update", killed_at_17)
-        with pytest.raises(KeyboardInterrupt):
-            train(spec, data, tmp_path / "again")
+    train_killed_at(spec, data, tmp_path / "again", 17, monkeypatch)
     assert train(spec, data, tmp_path / "again")["resumed_from_step"] == 10
-    a = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["parts"]
-    b = torch.load(tmp_path / "again" / "model.pt", weights_only=True)["parts"]
-    for part in ("denoiser", "gamma"):
-        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert_same_parts(tmp_path / "run", tmp_path / "again", ("denoiser", "gamma"))
 
 
 def test_stratified_elbo_is_the_full_sum_in_expectation():
     """100 strata of 10 steps: the same expectation as all 999 steps (within 4 combined standard errors)."""
     schedule = make_schedule({"kind": "linear", "T": 1000})
-
-    def eps_star(x, t):
-        i = torch.round(t.double() * schedule.T - 1).long()
-        a2 = schedule.alphas_cumprod[i][:, None]
-        return ((1 - a2).sqrt() * x.double() / (a2 * S**2 + 1 - a2)).to(x.dtype)
+    eps_star = exact_eps(schedule)
 
     x0 = S * torch.randn(3000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     out = ddpm_elbo(eps_star, schedule, x0, torch.Generator().manual_seed(2), model_dtype=torch.float64, strata=100)

@@ -15,7 +15,6 @@ import pytest
 import torch
 from torch import nn
 
-import ttdm.stages.train as train_mod
 from ttdm.config import ConfigError, validate_config
 from ttdm.methods import METHODS
 from ttdm.methods.base import Method
@@ -26,7 +25,7 @@ from ttdm.stages.sample import generate
 from ttdm.stages.train import train
 
 from test_generate import make_gen_spec
-from test_train import make_data, make_spec
+from test_train import make_data, make_spec, train_killed_at
 
 
 @dataclass(frozen=True)
@@ -109,19 +108,7 @@ def test_two_parts_two_optimizers_resume_bit_for_bit(tmp_path, monkeypatch):
     n_params = sum(p.numel() for part in _ctx_method(spec).build().values() for p in part.parameters())
     assert full["n_params"] == n_params
 
-    calls = {"n": 0}
-    ema_update = train_mod._ema_update
-
-    def killed_at_17(*args):
-        ema_update(*args)
-        calls["n"] += 1
-        if calls["n"] == 17:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(train_mod, "_ema_update", killed_at_17)
-        with pytest.raises(KeyboardInterrupt):
-            train(spec, data, tmp_path / "parts")
+    train_killed_at(spec, data, tmp_path / "parts", 17, monkeypatch)
     ckpt = torch.load(tmp_path / "parts" / "checkpoints" / "ckpt.pt", weights_only=True)
     assert ckpt["step"] == 14 and set(ckpt["optimizers"]) == {"generator", "discriminator"}
     assert set(ckpt["parts"]) == {"generator", "discriminator"} and set(ckpt["ema"]) == {"generator"}

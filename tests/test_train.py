@@ -47,6 +47,31 @@ def make_spec(**training) -> dict:
     return spec
 
 
+def train_killed_at(spec: dict, data: Path, out: Path, step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``spec`` into ``out`` and "kill" it (KeyboardInterrupt) after its ``step``-th EMA update."""
+    calls = {"n": 0}
+    ema_update = train_mod._ema_update
+
+    def killed(*args):
+        ema_update(*args)
+        calls["n"] += 1
+        if calls["n"] == step:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "_ema_update", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(spec, data, out)
+
+
+def assert_same_parts(a: Path, b: Path, parts: tuple[str, ...]) -> None:
+    """The model.pt of runs ``a`` and ``b`` hold the same weights of ``parts``, bit for bit."""
+    wa = torch.load(a / "model.pt", weights_only=True)["parts"]
+    wb = torch.load(b / "model.pt", weights_only=True)["parts"]
+    for part in parts:
+        assert all(torch.equal(wa[part][k], wb[part][k]) for k in wa[part]), part
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_data(tmp_path_factory.mktemp("data"))
@@ -98,20 +123,8 @@ def test_resume_is_bit_identical(data_dir: Path, tmp_path: Path, monkeypatch: py
     train(spec, data_dir, full)
 
     # 1) a "kill" at step 17, between the checkpoints of steps 14 and 21
-    calls = {"n": 0}
-    ema_update = train_mod._ema_update
-
-    def killed_at_17(*args):
-        ema_update(*args)
-        calls["n"] += 1
-        if calls["n"] == 17:
-            raise KeyboardInterrupt
-
     parts = tmp_path / "parts"
-    with monkeypatch.context() as m:
-        m.setattr(train_mod, "_ema_update", killed_at_17)
-        with pytest.raises(KeyboardInterrupt):
-            train(spec, data_dir, parts)
+    train_killed_at(spec, data_dir, parts, 17, monkeypatch)
     assert torch.load(parts / "checkpoints" / "ckpt.pt", weights_only=True)["step"] == 14
     # 2) resume and stop after step 20 (a checkpoint is written there), 3) resume to the end
     assert train(spec, data_dir, parts, stop_after=20) == {"steps_done": 20, "complete": False}
