@@ -103,7 +103,7 @@ class DDGAN(Method):
     def __init__(self, options: DDGANOptions, ctx: Context) -> None:
         super().__init__(options, ctx)
         self.abar = chain_abar(options, ctx.device)
-        self._val: tuple[torch.Tensor, ...] | None = None
+        self._step = 0  # training steps taken: when the lazy R1 applies (checkpointed as the method's state)
 
     @classmethod
     def sampler_error(cls, options: Any, protocol: str, steps: int, spec: dict[str, Any]) -> str | None:
@@ -176,8 +176,6 @@ class DDGAN(Method):
         optimizers["generator"].step()
         self._step += 1
         return float(loss_d.detach() + loss_g.detach())
-
-    _step = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self._step}
