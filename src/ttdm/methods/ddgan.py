@@ -184,15 +184,6 @@ class DDGAN(Method):
         self._step = int(state.get("step", 0))
 
     # ---- validation and sampling ---------------------------------------------------------------------------------
-    def sample(self, parts: dict[str, nn.Module], noise: torch.Tensor,
-               generator: torch.Generator | None) -> torch.Tensor:
-        chain = self.sampling_object(parts, PROTOCOL)
-        x = noise
-        with torch.no_grad():
-            for k in range(chain.T, 0, -1):
-                x = chain(x, k, generator)
-        return x
-
     def validate(self, parts: dict[str, nn.Module]) -> dict[str, float]:
         """Sliced W1 (64 fixed directions) between ``n_val`` fixed-noise samples and as many validation rows."""
         val = self.ctx.val_data
@@ -205,7 +196,9 @@ class DDGAN(Method):
         noise = torch.randn(rows.shape, generator=gen, device=val.device, dtype=val.dtype)
         was = parts["generator"].training
         parts["generator"].eval()
-        x = self.sample(parts, noise, gen)
+        from ttdm.samplers.ddgan import sample_ddgan  # the chain the sample stage runs
+
+        x = sample_ddgan(self.sampling_object(parts, PROTOCOL), noise, self.options.n_steps, generator=gen)
         parts["generator"].train(was)
         a, b = (rows @ dirs).sort(0).values, (x @ dirs).sort(0).values
         swd = float((a - b).abs().mean()) if torch.isfinite(b).all() else math.inf

@@ -28,6 +28,7 @@ from ttdm.io import atomic_write, dataset_metas, device_info, resolve_device
 from ttdm.methods.base import Context
 from ttdm.methods.ddpm import DDPM
 from ttdm.methods.regression import RegressionOptions
+from ttdm.options import fields_of
 from ttdm.models import MODELS
 from ttdm.samplers import SAMPLERS, Denoiser, protocol_of
 from ttdm.schedules import make_schedule
@@ -129,7 +130,8 @@ def bench_overhead(spec: dict[str, Any], device: str) -> list[dict[str, Any]]:
         theirs = diffusers_counterpart(sampler["kind"], knobs)
         if theirs is None:
             continue
-        ours = {**knobs, "spacing": "trailing"} if "spacing" in _option_names(sampler["kind"]) else knobs
+        options = SAMPLERS.options(sampler["kind"])
+        ours = {**knobs, "spacing": "trailing"} if options and "spacing" in fields_of(options) else knobs
         for steps in sorted({min(s, OVERHEAD_MAX_STEPS) for s in sampler["steps"]}):
             for implementation, kind, kw in (("ttdm", sampler["kind"], ours), ("diffusers", "diffusers", theirs)):
                 draw = SAMPLERS.get(kind)
@@ -144,13 +146,6 @@ def bench_overhead(spec: dict[str, Any], device: str) -> list[dict[str, Any]]:
                              "nfe": steps, "n_samples": OVERHEAD_N, "s_per_1000": t * 1000 / OVERHEAD_N,
                              "implementation": implementation, "s_per_step": t / steps})
     return rows
-
-
-def _option_names(kind: str) -> set[str]:
-    import dataclasses
-
-    options = SAMPLERS.options(kind)
-    return {f.name for f in dataclasses.fields(options)} if options else set()
 
 
 def run_benchmarks(spec: dict[str, Any], out_dir: str | Path, meta_files: Iterable[str | Path]) -> list[Path]:
