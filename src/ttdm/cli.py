@@ -137,6 +137,19 @@ def cmd_budget_report(args: argparse.Namespace) -> None:
     check_written(declared(args.spec, "budget-report"), written, "ttdm budget-report")
 
 
+def cmd_trilemma_report(args: argparse.Namespace) -> None:
+    from ttdm.report.studies import check_written, declared
+    from ttdm.report.studies import trilemma as study
+    from ttdm.report.trilemma_output import write_trilemma
+
+    _assign_styles(args.spec)
+    written = write_trilemma(study.entries(args.spec), study.sampler_kinds(args.spec), study.sampler_labels(args.spec),
+                             study.inputs_of(args.spec)["floors"], shown=study.shown_settings(args.spec),
+                             reference=study.reference(args.spec), models=study.models(args.spec),
+                             out_tables=args.out / "tables", out_figures=args.out / "figures")
+    check_written(declared(args.spec, "trilemma-report"), written, "ttdm trilemma-report")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from ttdm.stages.bench import run_benchmarks
 
@@ -234,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("budget-report", cmd_budget_report, "table and figure of the training-budget study (quality against steps)")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it lists the runs read)")
     p.add_argument("--out", type=Path, required=True, help="results/: writes tables/budget* and figures/budget.*")
+
+    p = add("trilemma-report", cmd_trilemma_report,
+            "tables and Pareto figure of the trilemma study (quality, diversity, speed of every method and sampler)")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it lists the runs read)")
+    p.add_argument("--out", type=Path, required=True, help="results/: writes tables/trilemma* and figures/trilemma*")
 
     p = add("tt-tables", cmd_tt_tables, "tables of the tensor-train experiments (comparison, grid, isolation, convergence)")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it gives each run's spec)")

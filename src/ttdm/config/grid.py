@@ -71,12 +71,33 @@ def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             if (land["dataset"], name, land.get("seed", 0)) not in trained:
                 errors.append(f"landscape.models: {name!r} is not trained on {land['dataset']!r} with seed "
                               f"{land.get('seed', 0)} by the grid")
+    errors += _trilemma_errors(config, grid)
     for name in config.get("paper", {}).get("main_models", []):
         if name not in models:
             errors.append(f"paper.main_models: {name!r} is not a model; defined: {', '.join(sorted(models))}")
     return {**config, "models": models, "grid": grid}, errors
 
 
+
+
+def _trilemma_errors(config: dict[str, Any], grid: list[dict[str, Any]]) -> list[str]:
+    """Every dataset and model of the ``trilemma`` study is trained by the (expanded) grid, each model on one of
+    the study's datasets at least; every listed setting is a configured sampler setting."""
+    study = config.get("trilemma")
+    if not study:
+        return []
+    pairs = {(d, m) for blk in grid for d in blk["datasets"] for m in blk["models"]}
+    trained_models = sorted({m for _, m in pairs})
+    errors = [f"trilemma.datasets: {d!r} is trained on by no grid block" for d in study["datasets"]
+              if not any(pd == d for pd, _ in pairs)]
+    for m in study["models"]:
+        if not any((d, m) in pairs for d in study["datasets"]):
+            errors.append(f"trilemma.models: {m!r} is not trained on any of {study['datasets']} by the grid; "
+                          f"models it trains: {', '.join(trained_models)}")
+    keys = [f"{name}_{n}" for name, s in config.get("sampling", {}).get("samplers", {}).items() for n in s["steps"]]
+    errors += [f"trilemma.settings: {k!r} is not a configured setting; allowed: {', '.join(keys)}"
+               for k in study.get("settings", []) if k not in keys]
+    return errors
 
 
 def budget_name(model: str, steps: int) -> str:

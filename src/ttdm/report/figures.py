@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -141,20 +142,35 @@ NFE_LABELS = {"swd": "SWD", "hq_percent": "HQ samples (%)", "fd": "FD (classifie
 def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: str = "swd",
              sampler_floor: str | None = None) -> plt.Figure:
     """``metric`` (mean ± std over seeds) against the number of network evaluations for every model and sampler,
-    with the data floor as a dashed line; log-log for a distance, a linear y-axis for a percentage; the legend has
-    one entry per model (colour and marker) and one per sampler (line style). The model named
-    ``sampler_floor`` (the exact noise predictor under the same samplers) is drawn as the "sampler floor" in the
-    floors' grey, dotted. metrics: long format (model, sampler, seed, nfe, metric, value)."""
+    with the data floor as a dashed line (:func:`draw_nfe`), the legend below the axes."""
+    fig, ax = plt.subplots(figsize=CURVE_IN)
+    handles = draw_nfe(ax, metrics, floor, metric=metric, sampler_floor=sampler_floor)
+    ax.set_title(title)
+    fig.tight_layout()
+    ax.legend(handles=handles, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below; kept by "tight"
+    return fig
+
+
+def draw_nfe(ax: plt.Axes, metrics: pd.DataFrame, floor: float | None, *, metric: str = "swd",
+             sampler_floor: str | None = None, models: list[str] | None = None) -> list[Any]:
+    """Draw ``metric`` (mean, ± one std as a band) against NFE on ``ax`` for every model (``models``: these, in this
+    order) and sampler; log-log for a distance, a linear y-axis for a percentage. The model named ``sampler_floor``
+    (the exact noise predictor under the same samplers) is drawn as the "sampler floor" in the floors' grey,
+    dotted, and the data floor as a dashed line. Returns the legend handles: one per model (colour and marker), the
+    floors, and one per sampler (line style), not one per pair. metrics: long format (model, sampler, seed, nfe,
+    metric, value)."""
+    from matplotlib.lines import Line2D
+
     sub = metrics[metrics["metric"] == metric]
     stats = sub.groupby(["model", "sampler", "nfe"])["value"].agg(["mean", "std"]).reset_index()
     stats = stats[stats["mean"].notna()]
     log_y = metric not in ("hq_percent",) and bool((stats["mean"] > 0).all())
-    fig, ax = plt.subplots(figsize=CURVE_IN)
     # sampler line styles, none of them the floors' dashed and dotted lines
     lines = dict(zip(sorted(stats["sampler"].unique()), ("-", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)),
                                                          (0, (1, 2)), (0, (5, 3)))))
-    models = sorted(m for m in stats["model"].unique() if m != sampler_floor)
-    for model in models + ([sampler_floor] if sampler_floor in set(stats["model"]) else []):
+    present = set(stats["model"])
+    models = [m for m in (models or sorted(present)) if m in present and m != sampler_floor]
+    for model in models + ([sampler_floor] if sampler_floor in present else []):
         is_floor = model == sampler_floor
         st = {"color": style.SAMPLER_FLOOR["color"], "marker": "x"} if is_floor else style.style_of(model)
         name = "sampler floor" if is_floor else model
@@ -169,12 +185,9 @@ def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: 
                 spread = s["std"].fillna(0.0)
                 lo = (s["mean"] - spread).clip(lower=s["mean"] / 3) if log_y else s["mean"] - spread
                 ax.fill_between(s["nfe"], lo, s["mean"] + spread, color=st["color"], alpha=0.15, lw=0)
-    # one legend entry per model (colour, marker) and one per sampler (line style), not one per pair
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], color=style.style_of(m)["color"], marker=style.style_of(m)["marker"], ms=3, lw=1,
                       label=m) for m in models]
-    if sampler_floor in set(stats["model"]):
+    if sampler_floor in present:
         handles.append(Line2D([], [], color=style.SAMPLER_FLOOR["color"], marker="x", ms=3,
                               lw=style.SAMPLER_FLOOR["lw"], ls=style.SAMPLER_FLOOR["ls"], label="sampler floor"))
     if floor is not None and np.isfinite(floor) and (floor > 0 or not log_y):
@@ -187,10 +200,7 @@ def plot_nfe(metrics: pd.DataFrame, floor: float | None, title: str, *, metric: 
         style.log_axes(ax, "x")
     ax.set_xlabel("network evaluations (NFE)")
     ax.set_ylabel(NFE_LABELS.get(metric, metric))
-    ax.set_title(title)
-    fig.tight_layout()
-    ax.legend(handles=handles, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below; kept by "tight"
-    return fig
+    return handles
 
 
 def first_seed_samples(files: Iterable[PathLike], main: str | None) -> dict[str, tuple[Path, str]]:
