@@ -180,8 +180,8 @@ def _ratio(fast: float, reference: float, *, higher: bool) -> float:
 
 
 def targets(table: pd.DataFrame) -> pd.DataFrame:
-    """The trilemma issue's targets, one row each: target, dataset, model, value, threshold, met (bool; NaN when not
-    measurable), note. table: :func:`annotate`'s output.
+    """The trilemma issue's targets, one row each: target (a name), text (LaTeX), dataset, model, value, threshold,
+    met (bool), note. table: :func:`annotate`'s output.
 
     - few-step samplers (mixtures): DPM-Solver++ at 10 NFE within 1.2x, DDIM at 20 NFE within 1.5x, of the primary
       metric of the same run under its ancestral sampler with the most steps;
@@ -202,6 +202,8 @@ def targets(table: pd.DataFrame) -> pd.DataFrame:
                 if len(fast):
                     ratio = _ratio(float(fast["quality"].iloc[0]), float(ref["quality"]), higher=higher)
                     rows.append({"target": f"{kind} {steps} NFE within {limit}x of ddpm {int(ref['steps'])}",
+                                 "text": f"{SAMPLER_LABELS[kind]} at {steps} NFE within ${limit:g}\\times$ of the "
+                                         f"{int(ref['steps'])}-step ancestral sampler",
                                  "dataset": dataset, "model": model, "value": ratio, "threshold": limit,
                                  "met": bool(ratio <= limit),
                                  "note": f"{fast['quality'].iloc[0]:.3g} vs {ref['quality']:.3g} {primary}"})
@@ -209,7 +211,9 @@ def targets(table: pd.DataFrame) -> pd.DataFrame:
         if len(gan) and "modes_total" in gan:
             g = gan.iloc[0]
             met = bool(g["modes_covered"] >= g["modes_total"] and g["hq_percent"] >= DDGAN_HQ)
-            rows.append({"target": f"ddgan {DDGAN_STEPS} NFE: every mode, >= {DDGAN_HQ:g} % HQ", "dataset": dataset,
+            rows.append({"target": f"ddgan {DDGAN_STEPS} NFE: every mode, >= {DDGAN_HQ:g} % HQ",
+                         "text": f"DDGAN at {DDGAN_STEPS} NFE covers every mode with at least {DDGAN_HQ:g}\\,\\% "
+                                 f"high-quality samples", "dataset": dataset,
                          "model": model, "value": float(g["hq_percent"]), "threshold": DDGAN_HQ, "met": met,
                          "note": f"{g['modes_covered']:.3g} of {g['modes_total']:.3g} modes"})
     classified = table[(table["primary"] == "fd") & ~table["reference"]]
@@ -220,7 +224,8 @@ def targets(table: pd.DataFrame) -> pd.DataFrame:
                         & (runs["method"] == "ddpm")]
             if len(base) and "likelihood" in base:
                 vdm, ddpm = float(run["likelihood"].iloc[0]), float(base["likelihood"].iloc[0])
-                rows.append({"target": "vdm bits/dim below the ddpm elbo", "dataset": dataset, "model": model,
+                rows.append({"target": "vdm bits/dim below the ddpm elbo",
+                             "text": "VDM's bits/dim below the DDPM's ELBO", "dataset": dataset, "model": model,
                              "value": vdm, "threshold": ddpm, "met": bool(vdm < ddpm),
                              "note": f"{base['model'].iloc[0]}: {ddpm:.3g} bits/dim"})
-    return pd.DataFrame(rows, columns=["target", "dataset", "model", "value", "threshold", "met", "note"])
+    return pd.DataFrame(rows, columns=["target", "text", "dataset", "model", "value", "threshold", "met", "note"])

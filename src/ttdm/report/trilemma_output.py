@@ -97,7 +97,7 @@ def methods_table(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def targets_table(targets: pd.DataFrame) -> str:
     """The targets: what, where, the measured value against its threshold, met or not."""
     header = ["Target", "Dataset", "Model", "Value", "Threshold", "Met"]
-    rows = [[tex_escape(t["target"]), tex_escape(t["dataset"]), f"\\texttt{{{tex_escape(t['model'])}}}",
+    rows = [[t["text"], tex_escape(t["dataset"]), f"\\texttt{{{tex_escape(t['model'])}}}",
              _cell(t["value"]), _cell(t["threshold"]), "yes" if t["met"] else "\\textbf{no}"]
             for _, t in targets.iterrows()]
     return booktabs(header, rows, align="lllrrl")

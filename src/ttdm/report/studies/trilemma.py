@@ -167,10 +167,16 @@ def target_findings(targets: pd.DataFrame) -> list[str]:
     missed = targets[targets["met"] != True]  # noqa: E712
     text = f"{len(met)} of {len(targets)} targets are met (Table~\\ref{{tab:trilemma-targets}})"
     if len(missed):
-        text += "; not met: " + "; ".join(f"{r['target']} for {tt(r['model'])} on {tt(r['dataset'])} "
-                                          f"(value {fmt_number(r['value'])}, limit {fmt_number(r['threshold'])})"
-                                          for _, r in missed.iterrows())
-    return [text.replace(" x ", "$\\times$ ").replace(">=", "$\\geq$") + "."]
+        text += "; not met: " + "; ".join(missed_targets(missed))
+    return [text + "."]
+
+
+def missed_targets(targets: pd.DataFrame | None) -> list[str]:
+    """The targets not met, one phrase each: what, which model on which dataset, the value against the limit."""
+    if targets is None:
+        return []
+    return [f"{r['text']} for {tt(r['model'])} on {tt(r['dataset'])} ({fmt_number(r['value'])} "
+            f"against {fmt_number(r['threshold'])})" for _, r in targets[targets["met"] != True].iterrows()]  # noqa: E712
 
 
 def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
@@ -190,6 +196,7 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "figure": "figures/trilemma_pareto.pdf" if figure is not None else None,
         "settings": shown_settings(config),
         "reference": reference(config) is not None,
+        "missed": missed_targets(targets),
     }, "figure_files": ["trilemma_pareto.pdf"] if figure is not None else []}
 
 
