@@ -49,6 +49,8 @@ def tiny_config_dict() -> dict:
                "tag": "vdm", "seeds": [0]}],
         landscape={"dataset": "8gaussians", "models": ["mlp", "tt-als"], "seed": 0, "n": 5, "points": 256},
         budget={"datasets": ["8gaussians"], "models": ["mlp"], "steps": [50, 200]},
+        trilemma={"datasets": ["8gaussians", "digits"], "models": ["mlp", "mlp-vdm", "tt-als", "unet", "sampler-floor"],
+                  "settings": ["ddpm_200", "ddim_20"]},
         training={"steps": 200, "batch_size": 64, "lr": 0.002, "checkpoint_every": 50, "log_every": 20},
         sampling={"n_samples": 200, "samplers": {"ddpm": {"kind": "ddpm", "steps": [200]},
                                                  "ddim": {"kind": "ddim", "steps": [5, 20]}}, "main": "ddpm_200"},

@@ -62,7 +62,7 @@ def test_unknown_hparam_is_refused(arch: str) -> None:
     ("resnet", {"hidden": "ten"}, "resnet.hidden: 'ten' is not an integer"),
     ("resnet", {"blocks": 2.5}, "resnet.blocks: 2.5 is not an integer"),
     ("unet", {"channels": -5}, "unet.channels: -5 must be ≥ 1"),
-    ("unet", {"attention": "yes"}, "unet.attention: 'yes' is not true or false"),
+    ("unet", {"attention": "yes"}, "unet.attention: 'yes' is not allowed; allowed: softmax, performer, none"),
     ("unet", {"channel_mult": []}, "unet.channel_mult: [] is empty"),
     ("unet", {"channel_mult": [1, 0]}, r"unet.channel_mult: [1, 0] must be ≥ 1"),
     ("unet", {"channels": 8, "groups": 3}, "unet.groups: 3 must divide every channel count, got [8, 16]"),

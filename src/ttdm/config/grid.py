@@ -71,7 +71,6 @@ def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             if (land["dataset"], name, land.get("seed", 0)) not in trained:
                 errors.append(f"landscape.models: {name!r} is not trained on {land['dataset']!r} with seed "
                               f"{land.get('seed', 0)} by the grid")
-    errors += _trilemma_errors(config, grid)
     for name in config.get("paper", {}).get("main_models", []):
         if name not in models:
             errors.append(f"paper.main_models: {name!r} is not a model; defined: {', '.join(sorted(models))}")
@@ -80,7 +79,7 @@ def expand_grid(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 
-def _trilemma_errors(config: dict[str, Any], grid: list[dict[str, Any]]) -> list[str]:
+def trilemma_errors(config: dict[str, Any], grid: list[dict[str, Any]]) -> list[str]:
     """Every dataset and model of the ``trilemma`` study is trained by the (expanded) grid, each model on one of
     the study's datasets at least; every listed setting is a configured sampler setting."""
     study = config.get("trilemma")

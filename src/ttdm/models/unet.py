@@ -3,7 +3,7 @@
 Layout for ``channel_mult = (1, 2)`` on (1, 8, 8) images with c = ``channels`` (Ho et al. 2020, appendix B, shrunk):
 
     conv_in 1→c @8×8 · Res c→c @8×8 ─skip─┐ · down 8→4 · Res c→2c @4×4 ─skip─┐ ·
-    middle: Res 2c, self-attention, Res 2c @4×4 ·
+    middle: Res 2c, self-attention (softmax or FAVOR+, ``attention``), Res 2c @4×4 ·
     Res [2c, 2c]→2c @4×4 ┘ · up 4→8 · Res [2c, c]→c @8×8 ┘ · GroupNorm, SiLU, conv_out c→1,
     plus a 1×1 convolution of the input (``linear_skip``)
 """
@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from ttdm.models import MODELS
+from ttdm.models.attention import ATTENTIONS, make_attention
+from ttdm.models.attention import SoftmaxAttention as SoftmaxAttention  # re-exported: tests import it from here
 from ttdm.models.embeddings import PRIORS, GaussianPrior, TimeMLP, broadcast_time
 from ttdm.options import check_options, option
 
@@ -26,7 +28,14 @@ class UNetConfig:
     channels: int = option(32, "base width c; level l has c * channel_mult[l] channels", min=1)
     channel_mult: tuple[int, ...] = option((1, 2), "one entry per resolution; each level after the first halves H "
                                                    "and W", min=1)
-    attention: bool = option(True, "single-head self-attention at the lowest resolution")
+    # true/false are the options of configs written before FAVOR+: true means softmax, false none (__post_init__)
+    attention: str | bool = option("softmax", "single-head self-attention at the lowest resolution: softmax "
+                                              "(exact), performer (FAVOR+, ttdm.models.attention) or none",
+                                   choices=(*ATTENTIONS, "none", True, False))
+    features: int = option(0, "performer only: random features m; 0 means round(d ln d), d the channels at the "
+                              "lowest resolution", min=0)
+    redraw_every: int = option(1000, "performer only: draw new random features every this many training forward "
+                                     "calls; 0 never", min=0)
     groups: int = option(8, "GroupNorm groups; must divide every channel count", min=1)
     time_dim: int = option(128, "size of the sinusoidal time embedding and of its MLP", min=2)
     linear_skip: bool = option(True, "add a 1×1 convolution of the input to the output: the output GroupNorm bounds "
@@ -34,6 +43,10 @@ class UNetConfig:
                                      "the miss by up to 1/√ᾱ_T)")
     prior: str = option("none", "gaussian: ε_θ = σ_t x + network (the network fits the deviation from N(0, I) data); "
                                 "none: ε_θ = network", choices=PRIORS)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attention, bool):
+            object.__setattr__(self, "attention", "softmax" if self.attention else "none")
 
     def widths(self) -> list[int]:
         """Every channel count: c and c · m for each m of channel_mult."""
@@ -49,28 +62,18 @@ class UNetConfig:
         return []
 
 
-class SoftmaxAttention(nn.Module):
-    """Att(Q, K, V) = softmax(Q Kᵀ / √d) V (Vaswani et al. 2017, eq. 1); a Performer can take its place.
-
-    Shapes: q, k, v: (B, N, d) -> (B, N, d).
-    """
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        scores = torch.einsum("bnd,bmd->bnm", q, k) / math.sqrt(q.shape[-1])  # (B, N, N)
-        return torch.einsum("bnm,bmd->bnd", scores.softmax(dim=-1), v)  # (B, N, d)
-
-
 class SelfAttention2d(nn.Module):
-    """h ↦ h + W_o Att(W_q ĥ, W_k ĥ, W_v ĥ), ĥ = GroupNorm(h) over the H·W pixels as tokens, one head.
+    """h ↦ h + W_o Att(W_q ĥ, W_k ĥ, W_v ĥ), ĥ = GroupNorm(h) over the H·W pixels as tokens, one head; Att is
+    ``attend`` (:func:`ttdm.models.attention.make_attention`).
 
     Shapes: h: (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, channels: int, groups: int) -> None:
+    def __init__(self, channels: int, groups: int, attend: nn.Module) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(groups, channels)
         self.qkv = nn.Linear(channels, 3 * channels)
-        self.attend = SoftmaxAttention()
+        self.attend = attend
         self.out = nn.Linear(channels, channels)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -126,7 +129,7 @@ class UNet(GaussianPrior, nn.Module):
                 self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
             c = w
         self.mid1 = ResBlock(c, c, td, g)
-        self.attn = SelfAttention2d(c, g) if cfg.attention else nn.Identity()
+        self.attn = attention_block(cfg, c)
         self.mid2 = ResBlock(c, c, td, g)
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
@@ -160,12 +163,20 @@ class UNet(GaussianPrior, nn.Module):
         return self.add_prior(x, t, out.reshape(B, -1))  # (B, D)
 
 
+def attention_block(cfg: UNetConfig, channels: int) -> nn.Module:
+    """The middle self-attention of ``cfg.attention`` over ``channels`` (one head of width d = ``channels``)."""
+    if cfg.attention == "none":
+        return nn.Identity()
+    options = {"features": cfg.features, "redraw_every": cfg.redraw_every} if cfg.attention == "performer" else {}
+    return SelfAttention2d(channels, cfg.groups, make_attention(str(cfg.attention), channels, **options))
+
+
 @MODELS.register("unet", options=UNetConfig)
 def build(dim: int, image_shape: tuple[int, ...] | None = None, **hparams: object) -> UNet:
     """A :class:`UNet` for images of ``image_shape`` (C, H, W) flattened to D = ``dim`` = C·H·W.
 
-    hparams: channels (32), channel_mult ((1, 2)), attention (True), groups (8), time_dim (128), linear_skip (True),
-    prior (none).
+    hparams: channels (32), channel_mult ((1, 2)), attention (softmax; true/false of older configs mean softmax/none),
+    features (0), redraw_every (1000), groups (8), time_dim (128), linear_skip (True), prior (none).
     """
     cfg = check_options(UNetConfig, hparams, "unet")
     if image_shape is None:
