@@ -118,7 +118,8 @@ def test_write_trilemma_and_paper_context(tmp_path):
     files = PaperFiles(tables=list((tmp_path / "tables").iterdir()), figures=[tmp_path / "figures" / "trilemma_pareto.pdf"])
     ctx = study.context(files, config)["trilemma"]
     text = " ".join(ctx["findings"])
-    assert "1 of 2 targets are met" in text and "the trilemma holds here" in text or "leads on all three" in text
+    assert "1 of 2 targets are met" in text
+    assert "No setting leads on quality, diversity and speed at once" in text or "leads on all three axes" in text
     assert "best quality is \\texttt{mlp} (DDPM) with ancestral at 1000 NFE" in text
     assert ctx["datasets"][0]["table"] and ctx["figure"] == "figures/trilemma_pareto.pdf"
 
@@ -140,3 +141,24 @@ def test_config_refuses_a_model_or_setting_the_grid_does_not_have(tmp_path):
         load_config(path)
     assert "trilemma.models: 'unet-nope' is not trained" in str(err.value)
     assert "trilemma.settings: 'ddim_7' is not a configured setting" in str(err.value)
+
+
+def test_a_diverged_setting_is_named_and_drawn_off_scale():
+    rows = pd.DataFrame([
+        {"dataset": "digits", "model": "tt-als-latent", "method": "latent_ddpm", "sampler": "ddim", "kind": "ddim",
+         "steps": 10, "nfe": 10, "fd": 4.6e4, "fd_std": 6.5e4, "n_seeds": 2, "f_coverage": 0.1},
+        {"dataset": "digits", "model": "unet", "method": "ddpm", "sampler": "ddim", "kind": "ddim", "steps": 10,
+         "nfe": 10, "fd": 42.0, "fd_std": 4.0, "n_seeds": 2, "f_coverage": 0.5}])
+    table = tri.annotate(rows, reference=None, shown=["ddim_10"]).assign(floor_quality=9.66)
+    text = " ".join(study.diverged_findings(table, {"ddim": "DDIM"}))
+    assert "tt-als-latent" in text and "unet}" not in text and "above 10 times the data floor" in text
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot(table["nfe"], table["quality"])
+    ax.set_yscale("log")
+    from ttdm.report.trilemma_output import clip_off_scale
+
+    clip_off_scale(ax, table, 9.66)
+    assert ax.get_ylim()[1] == pytest.approx(20 * 9.66) and "off scale: tt-als-latent ddim 10" in ax.texts[0].get_text()
+    plt.close(fig)

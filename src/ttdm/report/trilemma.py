@@ -141,7 +141,7 @@ def annotate(table: pd.DataFrame, *, reference: str | None, shown: Iterable[str]
     parts = []
     for _, sub in table.groupby("dataset", sort=False):
         sub = sub.copy()
-        metrics = [c for c in sub.columns if c in {"hq_percent", "fd", "swd"}]
+        metrics = [c for c in ("hq_percent", "fd", "swd") if c in sub and sub[c].notna().any()]  # this dataset's
         kind = dataset_kind(metrics)
         primary = primary_metric(metrics)
         higher = higher_is_better(primary)

@@ -36,6 +36,9 @@ def _cell(value: Any, std: Any = None) -> str:
     return f"${fmt_number(value)}$"
 
 
+COUNT_METRICS = ("modes_covered", "classes_covered")  # printed as integers when every seed agrees
+
+
 def _params(n: Any) -> str:
     if n is None or not np.isfinite(n):
         return "--"
@@ -68,7 +71,8 @@ def dataset_table(table: pd.DataFrame, floor: dict[str, float], labels: dict[str
         quality = _cell(r.get(primary), r.get(f"{primary}_std"))
         if primary in DISTANCE_METRICS and floor.get(primary, 0) > 0 and np.isfinite(r.get(primary, np.nan)):
             quality += f" ($\\times {fmt_number(r[primary] / floor[primary])}$)"  # a multiple of the data floor
-        cells = [quality] + [_cell(r.get(m)) for m in metrics[1:]]
+        cells = [quality] + [f"${int(r[m])}$" if m in COUNT_METRICS and float(r.get(m, np.nan)).is_integer()
+                             else _cell(r.get(m)) for m in metrics[1:]]
         rows.append([name, labels.get(r["sampler"], tex_escape(r["sampler"])), str(int(r["nfe"]))] + cells
                     + [_params(r.get("params")), _cell(r.get("s_per_1k")), ranks])
     display = pd.DataFrame(rows, columns=[h.replace("\\", "") for h in header])
@@ -103,6 +107,23 @@ def targets_table(targets: pd.DataFrame) -> str:
     return booktabs(header, rows, align="lllrrl")
 
 
+OFF_SCALE = 20.0  # a distance above this multiple of its data floor is drawn at the top edge, as off scale
+
+
+def clip_off_scale(ax: Any, rows: pd.DataFrame, floor: float | None) -> None:
+    """On a distance's log axis, cut the y range at ``OFF_SCALE`` times the data floor when some row lies above it
+    (a diverged setting would squash every other curve), and name those rows at the top edge."""
+    if ax.get_yscale() != "log" or floor is None or not np.isfinite(floor) or floor <= 0:
+        return
+    top = OFF_SCALE * floor
+    off = rows[rows["quality"] > top]
+    if not len(off):
+        return
+    ax.set_ylim(top=top)
+    names = ", ".join(f"{r['model']} {r['sampler']} {int(r['nfe'])}" for _, r in off.iterrows())
+    ax.text(0.02, 0.98, f"off scale: {names}", transform=ax.transAxes, ha="left", va="top", fontsize=6)
+
+
 def plot_pareto(table: pd.DataFrame, per_seed: pd.DataFrame, floors: dict[str, dict[str, float]],
                 reference: str | None, models: list[str]):
     """One panel per dataset: the primary metric against NFE for every model and sampler (mean ± std over seeds),
@@ -123,6 +144,7 @@ def plot_pareto(table: pd.DataFrame, per_seed: pd.DataFrame, floors: dict[str, d
             for h in draw_nfe(ax, long, floors.get(dataset, {}).get(primary), metric=primary,
                               sampler_floor=reference, models=models):
                 handles.setdefault(h.get_label(), h)
+            clip_off_scale(ax, sub, floors.get(dataset, {}).get(primary))
             front = sub[sub["pareto"]].sort_values("nfe")
             if len(front):
                 ax.step(front["nfe"], front["quality"], where="post", color="0.6", lw=3, alpha=0.5, zorder=0)
@@ -147,6 +169,7 @@ def write_trilemma(entries: list[dict[str, Any]], kinds: dict[str, str], labels:
     table = tri.annotate(tri.wide(tri.summarize(per_seed)), reference=reference, shown=shown)
     targets = tri.targets(table)
     floors = {Path(f).parent.name: tri._long(f) for f in floor_files}
+    table["floor_quality"] = [floors.get(d, {}).get(p, np.nan) for d, p in zip(table["dataset"], table["primary"])]
     out_tables, out_figures = Path(out_tables), Path(out_figures)
     out_tables.mkdir(parents=True, exist_ok=True)
     written = []

@@ -117,8 +117,9 @@ def _name(row: pd.Series, labels: dict[str, str]) -> str:
 
 
 def dataset_findings(sub: pd.DataFrame, labels: dict[str, str]) -> list[str]:
-    """Per dataset: the best quality (separated from the runner-up or not), the fewest NFE within 1.2x of it, the
-    best diversity, the Pareto front, and whether one setting leads on all three axes."""
+    """One finding per dataset: the best quality (separated from the runner-up or not), the fewest NFE within 1.2x
+    of it, the most diverse setting and whether one setting leads on all three axes (the shown rows); then the
+    settings whose samples diverged (non-finite samples, or a distance above 10 times the data floor)."""
     from ttdm.report.claims import higher_is_better
 
     rows = sub[sub["shown"] & ~sub["reference"] & sub["quality"].notna()]
@@ -133,30 +134,44 @@ def dataset_findings(sub: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     if len(ordered) > 1:
         second = ordered.iloc[1]
         sep = separated(best["quality"], _se(best, primary), second["quality"], _se(second, primary))
-        text += (f"; separated from the runner-up, {_name(second, labels)}, {fmt_number(second['quality'])})" if sep
-                 else f"; not separated from {_name(second, labels)}, {fmt_number(second['quality'])})")
+        text += (f", separated from the runner-up, {_name(second, labels)}, at {fmt_number(second['quality'])})"
+                 if sep else f", not separated from {_name(second, labels)} at {fmt_number(second['quality'])})")
     else:
         text += ")"
-    out = [text + "."]
     ratio = (best["quality"] / rows["quality"]) if higher else (rows["quality"] / best["quality"])
     near = rows[ratio <= 1.2].sort_values(["nfe", "quality"], ascending=[True, not higher])
-    if len(near):
+    if len(near) and int(near["nfe"].iloc[0]) < int(best["nfe"]):
         fast = near.iloc[0]
-        out.append(f"The fewest evaluations within $1.2\\times$ of it: {_name(fast, labels)} "
-                   f"({fmt_number(fast['quality'])}, {int(best['nfe']) // max(int(fast['nfe']), 1)} times fewer "
-                   f"NFE than the best).")
+        text += (f"; the fewest evaluations within $1.2\\times$ of it: {_name(fast, labels)} "
+                 f"({fmt_number(fast['quality'])}, {int(best['nfe']) / int(fast['nfe']):.0f} times fewer NFE)")
+    elif len(near):
+        text += "; no setting with fewer evaluations comes within $1.2\\times$ of it"
     if rows["diversity"].notna().any():
         div = rows.loc[rows["diversity"].idxmax()]
-        out.append(f"The most diverse (coverage {fmt_number(div['diversity'])}) is {_name(div, labels)}.")
-    front = sub[sub["pareto"] & ~sub["reference"]].sort_values("nfe")
-    if len(front):
-        out.append("Its Pareto front (no setting has fewer NFE and better quality): "
-                   + "; ".join(f"{_name(r, labels)} ({fmt_number(r['quality'])})" for _, r in front.iterrows()) + ".")
+        text += f"; the most diverse (coverage {fmt_number(div['diversity'])}) is {_name(div, labels)}"
     ranked = rows.dropna(subset=["rank_quality"])
     leaders = ranked[(ranked["rank_quality"] == 1) & (ranked["rank_diversity"] == 1) & (ranked["rank_speed"] == 1)]
-    out.append(f"{_name(leaders.iloc[0], labels)} leads on all three axes." if len(leaders) else
-               "No setting leads on all three axes (quality, diversity, speed): the trilemma holds here.")
-    return out
+    text += (f". {_name(leaders.iloc[0], labels)} leads on all three axes." if len(leaders) else
+             ". No setting leads on quality, diversity and speed at once.")
+    return [text] + diverged_findings(sub, labels)
+
+
+def diverged_findings(sub: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    """The settings of a dataset whose samples diverged: a non-finite share above 0, or a distance (SWD, FD) above
+    ``EXPLODING`` times its data floor in the mean over seeds."""
+    from ttdm.report.tables import DISTANCE_METRICS, EXPLODING
+
+    primary = sub["primary"].iloc[0]
+    bad = sub["nonfinite_fraction"].fillna(0) > 0 if "nonfinite_fraction" in sub else pd.Series(False, index=sub.index)
+    floor = sub["floor_quality"].iloc[0] if "floor_quality" in sub else float("nan")
+    if primary in DISTANCE_METRICS and pd.notna(floor) and floor > 0:
+        bad |= sub["quality"] > EXPLODING * floor
+    if not bad.any():
+        return []
+    items = [f"{_name(r, labels)} ({fmt_number(r['quality'])}, std {fmt_number(r['quality_std'])} over "
+             f"{int(r['n_seeds'])} seeds)" for _, r in sub[bad].iterrows()]
+    return [f"Diverged on {tt(sub['dataset'].iloc[0])} (non-finite samples, or {primary.upper()} above "
+            f"{EXPLODING:g} times the data floor): " + "; ".join(items) + "; these rows are not comparable."]
 
 
 def target_findings(targets: pd.DataFrame) -> list[str]:
