@@ -21,6 +21,7 @@ include: "workflow/rules/tt.smk"
 include: "workflow/rules/likelihood.smk"
 include: "workflow/rules/budget.smk"
 include: "workflow/rules/trilemma.smk"
+include: "workflow/rules/performer.smk"
 
 
 # Local runs: one warm `ttdm worker` imports torch once and every job's `ttdm` forks from it (src/ttdm/worker.py);

@@ -150,6 +150,38 @@ def cmd_trilemma_report(args: argparse.Namespace) -> None:
     check_written(declared(args.spec, "trilemma-report"), written, "ttdm trilemma-report")
 
 
+def cmd_performer_report(args: argparse.Namespace) -> None:
+    from ttdm.report.performer_output import write_performer
+    from ttdm.report.studies import check_written, declared
+    from ttdm.report.studies import performer as study
+
+    files = study.inputs_of(args.spec)
+    written = write_performer(study.entries(args.spec), study.error_files(args.spec), files["bench"],
+                              files["complexity"][0] if files["complexity"] else None, models=study.models(args.spec),
+                              out_tables=args.out / "tables", out_figures=args.out / "figures")
+    check_written(declared(args.spec, "performer-report"), written, "ttdm performer-report")
+
+
+def cmd_attention_bench(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from ttdm.stages.attention_bench import run_attention_bench
+
+    quiet = not sys.stdout.isatty()  # one line per measurement on a terminal only; the fitted slopes always
+    written = run_attention_bench(args.spec, args.out, log=(lambda _: None) if quiet else print)
+    print(pd.read_csv(args.out / "attention_fit.csv").to_string(index=False))
+    print("wrote " + ", ".join(map(str, written)))
+
+
+def cmd_attention_error(args: argparse.Namespace) -> None:
+    from ttdm.stages.attention_error import attention_error
+
+    table = attention_error(args.spec, run_dir=args.run, data_dir=args.data, out=args.out)
+    curve = table.groupby("features")["rel_error"].mean()
+    print(f"{args.out}: FAVOR+ relative error {curve.iloc[0]:.3g} at m = {curve.index[0]}, {curve.iloc[-1]:.3g} at "
+          f"m = {curve.index[-1]} ({table['tokens'].iloc[0]} tokens of width {table['dim_head'].iloc[0]})")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from ttdm.stages.bench import run_benchmarks
 
@@ -252,6 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
             "tables and Pareto figure of the trilemma study (quality, diversity, speed of every method and sampler)")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it lists the runs read)")
     p.add_argument("--out", type=Path, required=True, help="results/: writes tables/trilemma* and figures/trilemma*")
+
+    p = add("performer-report", cmd_performer_report,
+            "tables and figures of the Performer study (softmax against FAVOR+ attention in the U-Net)")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it lists the files read)")
+    p.add_argument("--out", type=Path, required=True, help="results/: writes tables/performer* and figures/attention*")
+
+    p = add("attention-bench", cmd_attention_bench,
+            "time and memory of softmax and FAVOR+ attention against sequence length, and U-Net steps on larger images")
+    p.add_argument("--spec", type=_spec, required=True,
+                   help="lengths_max, explicit_max, heads, dim_head, repeats, unet_sizes, unet_batch, device, threads")
+    p.add_argument("--out", type=Path, required=True, help="folder of attention.csv, attention_fit.csv, attention_unet.csv")
+
+    p = add("attention-error", cmd_attention_error,
+            "FAVOR+'s relative error on a trained U-Net's own attention inputs against the number of features m")
+    p.add_argument("--spec", type=_spec, required=True, help="times, features, draws, n_images, seed, device, threads")
+    p.add_argument("--run", type=Path, required=True, help="the run's folder (model.pt)")
+    p.add_argument("--data", type=Path, required=True, help="the dataset's folder (test.npy)")
+    p.add_argument("--out", type=Path, required=True, help="the CSV; its spec is written beside it (.spec.json)")
 
     p = add("tt-tables", cmd_tt_tables, "tables of the tensor-train experiments (comparison, grid, isolation, convergence)")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it gives each run's spec)")

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ttdm.config.grid import block_for, runs, training_for, trilemma_errors
+from ttdm.config.performer import performer_errors
 from ttdm.options import check_options, option_errors
 
 LOOP_KEYS = ("method", "steps", "ema_decay", "lr_schedule", "warmup", "checkpoint_every", "log_every")
@@ -216,7 +217,7 @@ def method_errors(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None 
             block = block_for(config, dataset, model)
             errors.append(f"grid (run {model!r} on {dataset!r}, block {block.get('datasets')}): {err}")
     return (list(dict.fromkeys(errors)) or _run_errors(config, raw_grid) or _needs_errors(config)
-            or _sampler_errors(config) or trilemma_errors(config, config["grid"]))
+            or _sampler_errors(config) or trilemma_errors(config, config["grid"]) + performer_errors(config))
 
 
 def _block_name(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None, dataset: str, model: str) -> str:
