@@ -30,6 +30,20 @@ def test_full_preset_is_valid(root):
         __import__("yaml").safe_load((root / "config.yaml").read_text())))))
 
 
+def test_full_preset_over_the_quick_one_is_valid(root, quick_config):
+    """``snakemake --configfile workflow/presets/full.yaml`` merges the preset over config.yaml key by key (nested
+    mappings recursively, lists replaced): that merged config must validate, the quick preset's studies included."""
+    import yaml
+
+    def merge(base: dict, over: dict) -> dict:
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                           for k, v in over.items()}}
+
+    full = yaml.safe_load((root / "workflow" / "presets" / "full.yaml").read_text())
+    config = validate_config(merge(quick_config, full))
+    assert config["sampling"]["n_samples"] == 10000 and config["trilemma"]["settings"][-1] == "gan_4"
+
+
 def test_unknown_top_level_key(quick_config):
     quick_config["trainig"] = {}
     message = error_of(quick_config)

@@ -158,6 +158,7 @@ def test_the_config_refuses_a_sampler_the_method_cannot_use(quick_config):
     quick_config["paper"].pop("main_models")
     quick_config.pop("landscape")
     quick_config.pop("budget")
+    quick_config.pop("trilemma")
     with pytest.raises(ConfigError) as err:
         validate_config(quick_config)
     assert "sampling.samplers.ddim: cannot sample 'mlp' on '8gaussians' (method '_gan') with 10 steps: " \

@@ -670,7 +670,8 @@ def test_a_declared_figure_that_cannot_be_drawn_is_an_error(results, tmp_path):
 # The report rules on the tiny config (tests/conftest.py), on fake upstream results: every command reads only the files
 # its rule declares (an audit hook records every file opened, renamed or listed) and writes exactly its outputs.
 
-REPORT_RULES = ("tables", "figures", "tt_tables", "tt_figures", "landscape_figure", "budget_report", "paper")
+REPORT_RULES = ("tables", "figures", "tt_tables", "tt_figures", "landscape_figure", "budget_report", "trilemma_report",
+                "paper")
 AUDIT: dict = {"on": False, "events": []}
 
 

@@ -47,6 +47,7 @@ def slurm_config() -> dict:
     config["models"] = {k: v for k, v in config["models"].items() if k in ("mlp", "tt")}
     config["landscape"] = {**config["landscape"], "models": ["mlp"]}
     config["paper"] = {**config["paper"], "main_models": ["mlp", "tt-als"]}
+    config["trilemma"] = {"datasets": ["8gaussians"], "models": ["mlp", "tt-als"]}
     return config
 
 

@@ -200,6 +200,7 @@ def small_config() -> dict:
     )
     config.pop("landscape")
     config.pop("budget")
+    config.pop("trilemma", None)
     config["paper"] = {"main_models": ["mlp"]}
     return config
 
