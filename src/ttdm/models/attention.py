@@ -73,14 +73,14 @@ def favor_features(x: torch.Tensor, projection: torch.Tensor, *, stabilize: str 
     if stabilize not in ("none", "row", "all"):
         raise ValueError(f"stabilize {stabilize!r} is not allowed; allowed: none, row, all")
     d, m = x.shape[-1], projection.shape[-2]
-    x = x * d ** -0.25
-    wx = x @ projection.to(x.dtype).transpose(-2, -1)  # (..., N, m)
-    half_norm = x.square().sum(dim=-1, keepdim=True) / 2  # (..., N, 1)
+    wx = x @ (projection.to(x.dtype) * d ** -0.25).transpose(-2, -1)  # W x̂ with x̂ = d^{-1/4} x: (..., N, m)
+    shift = x.square().sum(dim=-1, keepdim=True) * (0.5 / math.sqrt(d))  # ‖x̂‖²/2: (..., N, 1)
     if stabilize == "row":
-        wx = wx - wx.amax(dim=-1, keepdim=True).detach()  # c: (..., N, 1)
+        shift = shift + wx.amax(dim=-1, keepdim=True).detach()  # + c: (..., N, 1)
     elif stabilize == "all":
-        wx = wx - wx.amax(dim=(-2, -1), keepdim=True).detach()  # c: (..., 1, 1)
-    return (torch.exp(wx - half_norm) + eps) / math.sqrt(m)
+        shift = shift + wx.amax(dim=(-2, -1), keepdim=True).detach()  # + c: (..., 1, 1)
+    # one pass over the (N, m) features for each of subtract, exp, add and scale (the shifts are small)
+    return (torch.exp(wx - shift) + eps) * m ** -0.5
 
 
 def favor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, projection: torch.Tensor, *,
@@ -94,8 +94,8 @@ def favor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, projectio
     phi_q = favor_features(q, projection, stabilize="row", eps=eps)  # (..., N, m)
     phi_k = favor_features(k, projection, stabilize="all", eps=eps)  # (..., N, m)
     kv = phi_k.transpose(-2, -1) @ v  # (..., m, d_v)
-    normalizer = phi_q @ phi_k.sum(dim=-2).unsqueeze(-1)  # (..., N, 1) = φ(Q̂) φ(K̂)ᵀ 1_N
-    return (phi_q @ kv) / normalizer  # (..., N, d_v)
+    inverse = (phi_q @ phi_k.sum(dim=-2).unsqueeze(-1)).reciprocal()  # (..., N, 1) = D̂⁻¹ 1_N
+    return (phi_q @ kv) * inverse  # (..., N, d_v)
 
 
 def stream_seed(seed: int, draw: int) -> int:
