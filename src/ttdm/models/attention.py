@@ -79,8 +79,9 @@ def favor_features(x: torch.Tensor, projection: torch.Tensor, *, stabilize: str 
         shift = shift + wx.amax(dim=-1, keepdim=True).detach()  # + c: (..., N, 1)
     elif stabilize == "all":
         shift = shift + wx.amax(dim=(-2, -1), keepdim=True).detach()  # + c: (..., 1, 1)
-    # one pass over the (N, m) features for each of subtract, exp, add and scale (the shifts are small)
-    return (torch.exp(wx - shift) + eps) * m ** -0.5
+    # one pass over the (N, m) features for each of subtract, exp and add: the shifts and 1/√m = exp(−ln(m)/2) go
+    # into the small (N, 1) shift first
+    return torch.exp(wx - (shift + 0.5 * math.log(m))) + eps * m ** -0.5
 
 
 def favor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, projection: torch.Tensor, *,
