@@ -41,6 +41,10 @@ class UNetConfig:
     linear_skip: bool = option(True, "add a 1×1 convolution of the input to the output: the output GroupNorm bounds "
                                      "the rest, which then cannot follow ε* ≈ x where |x_T| is large (DDIM amplifies "
                                      "the miss by up to 1/√ᾱ_T)")
+    fourier: tuple[int, ...] = option((), "VDM's input Fourier features (Kingma et al. 2021, app. C): for each "
+                                          "exponent n, sin(2^n π x) and cos(2^n π x) of every pixel x join the "
+                                          "input channels, e.g. [3, 4] for the digits' grey levels 1/8 apart; [] "
+                                          "none", min=0)
     prior: str = option("none", "gaussian: ε_θ = σ_t x + network (the network fits the deviation from N(0, I) data); "
                                 "none: ε_θ = network", choices=PRIORS)
 
@@ -119,7 +123,8 @@ class UNet(GaussianPrior, nn.Module):
         widths = [cfg.channels * m for m in cfg.channel_mult]
         g, td = cfg.groups, cfg.time_dim
         self.time = nn.Sequential(TimeMLP(td, td), nn.SiLU())
-        self.conv_in = nn.Conv2d(image_shape[0], cfg.channels, 3, padding=1)
+        self.fourier = PixelFourier(cfg.fourier)
+        self.conv_in = nn.Conv2d(image_shape[0] * (1 + 2 * len(cfg.fourier)), cfg.channels, 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         c = cfg.channels
@@ -145,7 +150,7 @@ class UNet(GaussianPrior, nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
         tau = self.time(broadcast_time(x, t))  # (B, time_dim)
-        h = self.conv_in(x.reshape(B, *self.image_shape))  # (B, c, H, W)
+        h = self.conv_in(self.fourier(x.reshape(B, *self.image_shape)))  # (B, c, H, W)
         skips = []
         for level, block in enumerate(self.down):
             h = block(h, tau)
@@ -161,6 +166,25 @@ class UNet(GaussianPrior, nn.Module):
         if self.skip is not None:
             out = out + self.skip(x.reshape(B, *self.image_shape))
         return self.add_prior(x, t, out.reshape(B, -1))  # (B, D)
+
+
+class PixelFourier(nn.Module):
+    """x ↦ [x, sin(2^n π x), cos(2^n π x) for n in ``exponents``] on the channels, pixel by pixel (VDM's input
+    Fourier features: they let the network resolve the fine, high-frequency detail that a likelihood rewards).
+
+    Shapes: x: (B, C, H, W) -> (B, C (1 + 2K), H, W), K = len(exponents); the identity for K = 0.
+    """
+
+    def __init__(self, exponents: tuple[int, ...]) -> None:
+        super().__init__()
+        self.exponents = tuple(int(n) for n in exponents)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.exponents:
+            return x
+        freqs = torch.tensor([math.pi * 2.0**n for n in self.exponents], dtype=x.dtype, device=x.device)  # (K,)
+        angles = (x[:, :, None] * freqs[None, None, :, None, None]).flatten(1, 2)  # (B, C K, H, W)
+        return torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1)
 
 
 def attention_block(cfg: UNetConfig, channels: int) -> nn.Module:
