@@ -1,6 +1,7 @@
 """The trilemma study: Pareto front, ranks, targets, and the tables, figure and paper context from result files."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -87,7 +88,8 @@ def _results(root, rng):
             lik = None
             if method == "ddpm":
                 lik = root / "likelihood" / "8gaussians" / model / f"{seed}.csv"
-                _write(lik, [{"dataset": "8gaussians", "model": model, "seed": seed, "metric": "nll", "value": 1.3}])
+                _write(lik, [{"dataset": "8gaussians", "model": model, "seed": seed, "metric": m, "value": v}
+                             for m, v in (("nll", 1.3), ("elbo", 1.5), ("elbo_bpd", 1.5 / math.log(2)))])
             entries.append({"dataset": "8gaussians", "model": model, "seed": seed, "method": method,
                             "metrics": files, "train": run / "train.json", "needs": [], "likelihood": lik})
     floor = root / "metrics" / "8gaussians" / "floor.csv"
@@ -107,7 +109,9 @@ def test_write_trilemma_and_paper_context(tmp_path):
     summary = pd.read_csv(tmp_path / "tables" / "trilemma_summary.csv")
     mlp = summary[(summary["model"] == "mlp") & (summary["sampler"] == "ddpm")].iloc[0]
     assert mlp["params"] == 1500 and mlp["train_s"] == 10.5 and mlp["s_per_1k"] == pytest.approx(2.0)
-    assert mlp["n_seeds"] == 2 and mlp["likelihood"] == pytest.approx(1.3)
+    assert mlp["n_seeds"] == 2 and mlp["nll"] == pytest.approx(1.3) and mlp["bound_bpd"] == pytest.approx(2.164, abs=1e-3)
+    methods = (tmp_path / "tables" / "trilemma_methods.tex").read_text()
+    assert "$1.30 \\pm 0$" in methods and "$2.16 \\pm 0$" in methods  # ODE NLL and bound, both seeds equal
     table = (tmp_path / "tables" / "trilemma_8gaussians.tex").read_text()
     assert "data floor" in table and "DPM-Solver++(2M)" in table and "1/" in table
     targets = pd.read_csv(tmp_path / "tables" / "trilemma_targets.csv").set_index("model")

@@ -8,8 +8,8 @@ the seeds:
 - **diversity**: recall, coverage, and the modes covered (mixtures) or the class KL to uniform (digits);
 - **speed**: NFE, sampling seconds per 1000 samples, parameters (the run's trainable parts) and training seconds
   (including the runs it needs, e.g. latent diffusion's autoencoder);
-- the run's likelihood: the probability-flow NLL in nats/dim where it was computed, else the method's variational
-  bound in bits/dim (``elbo_bpd``), with its kind.
+- the run's likelihood: the probability-flow NLL in nats/dim and the method's variational bound in bits/dim
+  (``elbo_bpd``: the DDPM's ELBO, VDM's VLB), where computed.
 
 Ranks (1 = best) are taken per dataset over the rows the paper shows (the sampler floor excluded): quality by the
 primary metric, diversity by coverage (on classifier features for the digits), speed by NFE then seconds per 1000
@@ -62,8 +62,8 @@ def _long(path: PathLike) -> dict[str, float]:
 
 def collect(entries: Iterable[dict[str, Any]], kinds: dict[str, str]) -> pd.DataFrame:
     """Per seed, one row per (dataset, model, setting) and metric: the setting's sample metrics, ``s_per_1k``
-    (sampling seconds per 1000 samples), ``params``, ``train_s`` and ``likelihood`` (with ``likelihood_bpd`` = 1 when
-    it is a bound in bits/dim). entries: {dataset, model, seed, method, metrics: [setting CSVs], train: train.json,
+    (sampling seconds per 1000 samples), ``params``, ``train_s``, and from the likelihood job ``nll`` (the
+    probability-flow ODE's, nats/dim) and ``bound_bpd`` (the method's variational bound, bits/dim) where computed. entries: {dataset, model, seed, method, metrics: [setting CSVs], train: train.json,
     needs: [train.json of the runs it needs], likelihood: CSV or None}; kinds: {sampler name: kind}."""
     rows = []
     for e in entries:
@@ -72,10 +72,7 @@ def collect(entries: Iterable[dict[str, Any]], kinds: dict[str, str]) -> pd.Data
                    "train_s": float(train["wall_s"]) + sum(float(load_json(f)["wall_s"]) for f in e["needs"])}
         if e.get("likelihood"):
             lik = _long(e["likelihood"])
-            if "nll" in lik:
-                per_run.update(likelihood=lik["nll"], likelihood_bpd=0.0)
-            elif "elbo_bpd" in lik:
-                per_run.update(likelihood=lik["elbo_bpd"], likelihood_bpd=1.0)
+            per_run.update({name: lik[key] for name, key in (("nll", "nll"), ("bound_bpd", "elbo_bpd")) if key in lik})
         for path in e["metrics"]:
             table = pd.read_csv(path)
             first = table.iloc[0]
@@ -220,11 +217,11 @@ def targets(table: pd.DataFrame) -> pd.DataFrame:
     classified = table[(table["primary"] == "fd") & ~table["reference"]]
     for (dataset, model), run in classified.groupby(["dataset", "model"], sort=False):
         method = run["method"].iloc[0]
-        if method == "vdm" and "likelihood" in run:
+        if method == "vdm" and "bound_bpd" in run:
             base = runs[(runs["dataset"] == dataset) & (runs["model"] == model.rsplit("-", 1)[0])
                         & (runs["method"] == "ddpm")]
-            if len(base) and "likelihood" in base:
-                vdm, ddpm = float(run["likelihood"].iloc[0]), float(base["likelihood"].iloc[0])
+            if len(base) and "bound_bpd" in base:
+                vdm, ddpm = float(run["bound_bpd"].iloc[0]), float(base["bound_bpd"].iloc[0])
                 rows.append({"target": "vdm bits/dim below the ddpm elbo",
                              "text": "VDM's bits/dim below the DDPM's ELBO", "dataset": dataset, "model": model,
                              "value": vdm, "threshold": ddpm, "met": bool(vdm < ddpm),
