@@ -22,6 +22,7 @@ include: "workflow/rules/likelihood.smk"
 include: "workflow/rules/budget.smk"
 include: "workflow/rules/trilemma.smk"
 include: "workflow/rules/performer.smk"
+include: "workflow/rules/dsno.smk"
 
 
 # Local runs: one warm `ttdm worker` imports torch once and every job's `ttdm` forks from it (src/ttdm/worker.py);

@@ -59,6 +59,7 @@ def tiny_config_dict() -> dict:
     )
     config["paper"] = {**config["paper"], "main_models": ["mlp", "unet", "tt-als"]}
     config.pop("performer")  # the Performer study needs a FAVOR+ U-Net run, which the tiny grid does not train
+    config.pop("dsno")  # the DSNO study needs students, which the tiny grid does not train
     return config
 
 

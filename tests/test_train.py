@@ -47,8 +47,10 @@ def make_spec(**training) -> dict:
     return spec
 
 
-def train_killed_at(spec: dict, data: Path, out: Path, step: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Train ``spec`` into ``out`` and "kill" it (KeyboardInterrupt) after its ``step``-th EMA update."""
+def train_killed_at(spec: dict, data: Path, out: Path, step: int, monkeypatch: pytest.MonkeyPatch,
+                    **kwargs) -> None:
+    """Train ``spec`` into ``out`` (``kwargs``: train's needs, inputs) and "kill" it (KeyboardInterrupt) after its
+    ``step``-th EMA update."""
     calls = {"n": 0}
     ema_update = train_mod._ema_update
 
@@ -61,7 +63,7 @@ def train_killed_at(spec: dict, data: Path, out: Path, step: int, monkeypatch: p
     with monkeypatch.context() as m:
         m.setattr(train_mod, "_ema_update", killed)
         with pytest.raises(KeyboardInterrupt):
-            train(spec, data, out)
+            train(spec, data, out, **kwargs)
 
 
 def assert_same_parts(a: Path, b: Path, parts: tuple[str, ...]) -> None:

@@ -201,6 +201,8 @@ def small_config() -> dict:
     config.pop("landscape")
     config.pop("budget")
     config.pop("trilemma", None)
+    config.pop("performer", None)  # studies of runs this grid does not train
+    config.pop("dsno", None)
     config["paper"] = {"main_models": ["mlp"]}
     return config
 
@@ -262,3 +264,32 @@ def test_an_incompatible_sampler_is_refused_before_any_job(root, tmp_path):
     assert proc.returncode != 0 and "sampling.samplers.long: cannot sample 'mlp'" in out, out
     assert "1000 steps exceed the schedule's T = 100" in out and "Traceback" not in out
     assert not (workdir / "results").exists()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A run that reads files besides its needed runs (Method.inputs): a DSNO student and its teacher's trajectories
+
+STUDENT = "results/metrics/8gaussians/mlp-dsno/0/dsno_1.csv"
+
+
+def dsno_config(teacher_lr: float = 0.002) -> dict:
+    config = small_config()
+    config["grid"] = [{"datasets": ["8gaussians"], "models": ["mlp"], "training": {"lr": teacher_lr}},
+                      {"datasets": ["8gaussians"], "models": ["mlp"], "tag": "dsno",
+                       "training": {"method": "dsno", "teacher": "mlp", "M": 2, "steps": 10, "n_traj": 64,
+                                    "n_eval": 32, "n_val": 16, "traj_steps": 20, "batch_size": 16}}]
+    config["sampling"]["samplers"]["dsno"] = {"kind": "dsno", "steps": [1]}
+    return config
+
+
+def test_a_changed_teacher_writes_new_trajectories_and_retrains_its_student(root, tmp_path):
+    workdir = make_workdir(root, tmp_path / "dsno", dsno_config())
+    assert planned(workdir, STUDENT) == {"data": 1, "train": 2, "trajectories": 1, "sample": 1, "evaluate": 1}
+    snakemake(workdir, STUDENT)
+    record = json.loads((workdir / "results/samples/8gaussians/mlp-dsno/0/dsno_1.json").read_text())
+    assert record["nfe"] == 1
+    traj = json.loads((workdir / "results/trajectories/8gaussians/mlp/0/M2-n64-e32-ddim20-trailing.json").read_text())
+    assert traj["states"] == [0, 15, 20]
+    assert planned(workdir, STUDENT) == {}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(dsno_config(teacher_lr=0.001)))  # the teacher changes
+    assert planned(workdir, STUDENT) == {"train": 2, "trajectories": 1, "sample": 1, "evaluate": 1}

@@ -26,7 +26,7 @@ def _spec(text: str) -> dict[str, Any]:
 def _role_dir(text: str) -> tuple[str, Path]:
     role, sep, path = text.partition("=")
     if not sep or not role or not path:
-        raise argparse.ArgumentTypeError(f"--needs takes ROLE=RUN_DIR, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--needs takes ROLE=RUN_DIR and --inputs ROLE=PATH, got {text!r}")
     return role, Path(path)
 
 
@@ -48,7 +48,24 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from ttdm.stages.train import train
 
-    train(args.spec, args.data, args.out, needs=dict(args.needs or []))
+    train(args.spec, args.data, args.out, needs=dict(args.needs or []), inputs=dict(args.inputs or []))
+
+
+def cmd_trajectories(args: argparse.Namespace) -> None:
+    from ttdm.stages.trajectories import write_trajectories
+
+    r = write_trajectories(args.spec, args.run, args.out)
+    print(f"{args.out}: {r['n']} + {r['n_eval']} trajectories of {r['nfe']} {args.spec['solver']} steps, states "
+          f"{r['states']} ({r['wall_s']:.1f} s)")
+
+
+def cmd_dsno_eval(args: argparse.Namespace) -> None:
+    from ttdm.stages.dsno_eval import dsno_eval
+
+    table = dsno_eval(args.spec, args.run, args.teacher, args.trajectories, args.out)
+    values = dict(zip(table["metric"], table["value"]))
+    print(f"{args.out}: per-sample RMS error {values['error_mean']:.4g} (median {values['error_median']:.4g}); "
+          + ", ".join(f"{k} {v:.3g}" for k, v in values.items() if k.startswith("time_ratio")))
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -162,6 +179,25 @@ def cmd_performer_report(args: argparse.Namespace) -> None:
     check_written(declared(args.spec, "performer-report"), written, "ttdm performer-report")
 
 
+def cmd_dsno_report(args: argparse.Namespace) -> None:
+    from ttdm.config import main_setting
+    from ttdm.report.dsno_output import write_dsno
+    from ttdm.report.studies import check_written, declared
+    from ttdm.report.studies import dsno as study
+
+    spec = args.spec
+    _assign_styles(spec)
+    written = write_dsno(study.entries(spec), study.eval_entries(spec), study.sampler_kinds(spec),
+                         study.sampler_labels(spec), study.inputs_of(spec)["floors"],
+                         shown=study.shown_settings(spec), reference=study.reference(spec),
+                         ablation=spec["dsno"]["ablation"], main=main_setting(spec),
+                         batch_sizes=list(spec["dsno"].get("batch_sizes", [1])), models=spec["dsno"]["models"],
+                         datasets=spec["dsno"]["datasets"], cost_files=study.inputs_of(spec)["costs"],
+                         pairs=[{**e, "path": e["eval"][: -len(".csv")] + ".npz"} for e in study.eval_entries(spec)],
+                         out_tables=args.out / "tables", out_figures=args.out / "figures")
+    check_written(declared(spec, "dsno-report"), written, "ttdm dsno-report")
+
+
 def cmd_attention_bench(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -244,6 +280,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--needs", type=_role_dir, nargs="*", default=[], metavar="ROLE=RUN_DIR",
                    help="the finished runs this run needs (its spec's needs), by role")
+    p.add_argument("--inputs", type=_role_dir, nargs="*", default=[], metavar="ROLE=PATH",
+                   help="the other files its method reads (Method.inputs, e.g. teacher trajectories), by role")
+
+    p = add("trajectories", cmd_trajectories,
+            "a DSNO student's teacher trajectories: the teacher's probability-flow ODE from seeded noises")
+    p.add_argument("--spec", type=_spec, required=True, help="ttdm.config.dsno.trajectory_jobs: one job's spec")
+    p.add_argument("--run", type=Path, required=True, help="the teacher run's folder (model.pt)")
+    p.add_argument("--out", type=Path, required=True, help="the .npz; its record is written beside it (.json)")
+
+    p = add("dsno-eval", cmd_dsno_eval,
+            "a DSNO student against its teacher: per-sample error on held-out noises, forward time against the backbone")
+    p.add_argument("--spec", type=_spec, required=True, help="batch_sizes, repeats, device, threads")
+    p.add_argument("--run", type=Path, required=True, help="the student run's folder")
+    p.add_argument("--teacher", type=Path, required=True, help="the teacher run's folder")
+    p.add_argument("--trajectories", type=Path, required=True, help="the student's trajectories file (.npz)")
+    p.add_argument("--out", type=Path, required=True, help="the CSV; its spec is written beside it (.spec.json)")
 
     p = add("sample", cmd_sample, "draw samples from a trained run with one sampler setting")
     p.add_argument("--spec", type=_spec, required=True)
@@ -289,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
             "tables and figures of the Performer study (softmax against FAVOR+ attention in the U-Net)")
     p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it lists the files read)")
     p.add_argument("--out", type=Path, required=True, help="results/: writes tables/performer* and figures/attention*")
+
+    p = add("dsno-report", cmd_dsno_report,
+            "tables of the DSNO study (one-step students beside the other methods, the ablation, the targets)")
+    p.add_argument("--spec", type=_spec, required=True, help="the validated config, as JSON (it lists the files read)")
+    p.add_argument("--out", type=Path, required=True, help="results/: writes tables/dsno*")
 
     p = add("attention-bench", cmd_attention_bench,
             "time and memory of softmax and FAVOR+ attention against sequence length, and U-Net steps on larger images")

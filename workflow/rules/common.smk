@@ -35,6 +35,8 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_-]+",
     seed=r"\d+",
     setting=r"[A-Za-z0-9_-]+_\d+",
+    teacher=r"[A-Za-z0-9_-]+",
+    key=r"[A-Za-z0-9_-]+",
 
 
 def run_paths(pattern):
@@ -62,6 +64,17 @@ def needs_args(wildcards, input):
     """--needs ROLE=RUN_DIR for every needed run (empty when none)."""
     needs = cfg.needs_of(config, wildcards.dataset, wildcards.model)
     return " ".join(f"{role}={os.path.dirname(input[role])}" for role in needs)
+
+
+def run_inputs(wildcards):
+    """The other files the run's method reads (Method.inputs, e.g. a student's teacher trajectories), by role."""
+    return cfg.inputs_of(config, wildcards.dataset, wildcards.model, int(wildcards.seed))
+
+
+def inputs_args(wildcards, input):
+    """--inputs ROLE=PATH for every such file (empty when none)."""
+    roles = cfg.inputs_of(config, wildcards.dataset, wildcards.model, int(wildcards.seed))
+    return " ".join(f"{role}={input[role]}" for role in roles)
 
 
 from ttdm.report.studies import ddpm as ddpm_study
@@ -155,6 +168,21 @@ BENCH_FILES = [f"results/bench/{name}" for name in ("models.csv", "train.csv", "
 PAPER_TEMPLATES = sorted(str(p) for p in Path("paper").rglob("*") if p.is_file())
 LANDSCAPE = config.get("landscape") or {}
 LANDSCAPE_CSVS = tt_study.landscape_files(config)
+
+
+# DSNO (workflow/rules/dsno.smk): every teacher-trajectories file a student reads, {path: spec}, and every student the
+# study evaluates against its teacher, by its dsno-eval CSV.
+from ttdm.config import dsno as dsno_cfg
+from ttdm.report.studies import dsno as dsno_study
+
+TRAJECTORIES = dsno_cfg.trajectory_jobs(config)
+DSNO_EVALS = {e["eval"]: e for e in dsno_study.eval_entries(config)}
+
+
+def dsno_eval_inputs(wildcards):
+    """The teacher's model.pt and the trajectories file of a student's dsno-eval job."""
+    entry = DSNO_EVALS[dsno_cfg.eval_path(wildcards.dataset, wildcards.model, wildcards.seed)]
+    return {"teacher": f"{entry['teacher']}/model.pt", "trajectories": entry["trajectories"]}
 
 
 def job_resources(kind, threads=1, gpu=False):

@@ -1,7 +1,9 @@
 rule train:
-    """One training run (dataset x model x seed), after the runs its method needs; resumes from its checkpoint."""
+    """One training run (dataset x model x seed), after the runs its method needs and the other files it reads
+    (Method.inputs); resumes from its checkpoint."""
     input:
         unpack(run_needs),
+        unpack(run_inputs),
         train="results/data/{dataset}/train.npy",
         meta="results/data/{dataset}/meta.json",
     output:
@@ -13,6 +15,7 @@ rule train:
         data=subpath(input.meta, parent=True),
         out=subpath(output.model, parent=True),
         needs=needs_args,
+        inputs=inputs_args,
     resources:
         **job_resources("train", threads=config["threads"], gpu=True),
     conda:
@@ -24,4 +27,4 @@ rule train:
     threads: config["threads"]
     shell:
         "ttdm train --spec {params.spec:q} --data {params.data:q} --out {params.out:q} --needs {params.needs}"
-        " > {log:q} 2>&1"
+        " --inputs {params.inputs} > {log:q} 2>&1"

@@ -52,6 +52,11 @@ def needs_of(config: dict, dataset: str, model: str) -> dict[str, str]:
     return _cache.derived(config, "needs_of", (dataset, model), _methods.needs_of)
 
 
+def inputs_of(config: dict, dataset: str, model: str, seed: int) -> dict[str, str]:
+    """:func:`ttdm.config.methods.inputs_of`, from the validation cache when it holds ``config``."""
+    return _cache.derived(config, "inputs_of", (dataset, model, int(seed)), _methods.inputs_of)
+
+
 def run_spec(config: dict, dataset: str, model: str, seed: int) -> dict:
     """:func:`ttdm.config.specs.run_spec`, from the validation cache when it holds ``config``."""
     return _cache.derived(config, "run_spec", (dataset, model, seed), _specs.run_spec)
@@ -75,7 +80,7 @@ def complexity_spec(config: dict) -> dict:
 __all__ = [
     "LOOP_KEYS", "SCHEMA_PATH", "arch_priors", "ConfigError", "bench_spec", "block_for", "classifier_datasets",
     "classifier_spec", "complexity_spec", "data_spec", "eval_spec",
-    "expand_grid", "job_resources", "likelihood_runs", "likelihood_spec", "load_config", "load_schema", "main_models", "main_setting", "n_eval", "needs_of",
+    "expand_grid", "inputs_of", "job_resources", "likelihood_runs", "likelihood_spec", "load_config", "load_schema", "main_models", "main_setting", "n_eval", "needs_of",
     "resolved_training", "run_settings", "run_spec", "runs", "sample_spec", "sampling_keys", "settings_for",
     "split_setting", "training_for", "used_datasets", "validate_config",
 ]

@@ -3,7 +3,7 @@
 Parsing the Snakefile validates the config, which imports every registry (and so torch), and the per-job functions
 of ``workflow/rules/common.smk`` then ask each run's method which sampler settings apply and which runs it needs
 (torch again).  With a ``cache_dir``, :func:`ttdm.config.validate_config` stores a valid config's result together
-with those derived values (:data:`DERIVED`: run settings, needs, run specs, the complexity spec, the likelihood runs), and a later
+with those derived values (:data:`DERIVED`: run settings, needs, other inputs, run specs, the complexity spec, the likelihood runs), and a later
 validation of the same inputs returns them without importing any component.  A hit is exactly what validation would
 return: an entry is used only when
 
@@ -146,6 +146,13 @@ def _needs_table(config: dict[str, Any]) -> dict[str, Any]:
     return {json.dumps([d, m]): needs_of(config, d, m) for d, m in _pairs(config)}
 
 
+def _inputs_table(config: dict[str, Any]) -> dict[str, Any]:
+    from ttdm.config.grid import runs
+    from ttdm.config.methods import inputs_of
+
+    return {json.dumps([d, m, s]): inputs_of(config, d, m, s) for d, m, s in runs(config)}
+
+
 def _run_spec_table(config: dict[str, Any]) -> dict[str, Any]:
     from ttdm.config.grid import runs
     from ttdm.config.specs import run_spec
@@ -176,6 +183,7 @@ DERIVED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "likelihood_runs": _likelihood_table,
     "run_settings": _settings_table,
     "needs_of": _needs_table,
+    "inputs_of": _inputs_table,
     "run_spec": _run_spec_table,
     "complexity_spec": _complexity_table,
 }

@@ -24,6 +24,7 @@ from typing import Any
 
 from ttdm.config.grid import block_for, runs, training_for, trilemma_errors
 from ttdm.config.performer import performer_errors
+from ttdm.config.dsno import dsno_errors
 from ttdm.options import check_options, option_errors
 
 LOOP_KEYS = ("method", "steps", "ema_decay", "lr_schedule", "warmup", "checkpoint_every", "log_every")
@@ -93,6 +94,12 @@ def needs_of(config: dict[str, Any], dataset: str, model: str) -> dict[str, str]
     """{role: model} of the runs that the run (dataset, model, any seed) needs."""
     training = run_training(config, dataset, model)
     return _method(training["method"]).needs(method_options(training))
+
+
+def inputs_of(config: dict[str, Any], dataset: str, model: str, seed: int) -> dict[str, str]:
+    """{role: path} of the other files the run (dataset, model, seed) reads (``Method.inputs``: inputs of its train job)."""
+    training = run_training(config, dataset, model)
+    return _method(training["method"]).inputs(method_options(training), dataset, int(seed))
 
 
 def _needs_errors(config: dict[str, Any]) -> list[str]:
@@ -217,7 +224,8 @@ def method_errors(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None 
             block = block_for(config, dataset, model)
             errors.append(f"grid (run {model!r} on {dataset!r}, block {block.get('datasets')}): {err}")
     return (list(dict.fromkeys(errors)) or _run_errors(config, raw_grid) or _needs_errors(config)
-            or _sampler_errors(config) or trilemma_errors(config, config["grid"]) + performer_errors(config))
+            or _sampler_errors(config) or trilemma_errors(config, config["grid"]) + performer_errors(config)
+            + dsno_errors(config))
 
 
 def _block_name(config: dict[str, Any], raw_grid: list[dict[str, Any]] | None, dataset: str, model: str) -> str:

@@ -8,6 +8,8 @@ samples every run.  What differs between methods lives here, in one class per me
                     checked against it before any job starts, naming the key of any bad value
 ``needs``           the runs it depends on, by role (``{"init": "mlp"}``): trained first, same dataset and
                     seed; their ``model.pt`` are inputs of this run and their spec hashes part of its spec
+``inputs``          other result files its runs read, by role (a student's teacher trajectories): inputs of
+                    its train job, given to the run as ``ctx.inputs``
 ``build``           its trainable parts, by name (denoiser; or generator + discriminator; encoder + decoder)
 ``ema_parts``       the parts whose exponential moving average the loop keeps; those EMA weights sample
 ``optimizers``      one torch optimizer per name (possibly none: ALS sweeps update parts directly)
@@ -35,6 +37,7 @@ the loss log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -59,7 +62,8 @@ class Context:
     batches (and a method's fitting samples) may use (None when only sampling); val_data: (N_val, D) the
     validation rows held out of ``train.npy`` by the loop (:func:`hold_out`: the same rows for
     every run of a dataset, whatever its seed or model; None when only sampling); needs: the finished runs this run
-    depends on, by role.
+    depends on, by role; inputs: the other files it reads (:meth:`Method.inputs`), by role (empty when only
+    sampling).
     """
 
     spec: dict[str, Any]
@@ -70,6 +74,7 @@ class Context:
     data: torch.Tensor | None = None
     needs: dict[str, "Run"] = field(default_factory=dict)
     val_data: torch.Tensor | None = None
+    inputs: dict[str, Path] = field(default_factory=dict)
 
 
 class Method:
@@ -91,6 +96,13 @@ class Method:
     @classmethod
     def needs(cls, options: Any) -> dict[str, str]:
         """Runs this method's runs depend on: {role: model name} (same dataset and seed)."""
+        return {}
+
+    @classmethod
+    def inputs(cls, options: Any, dataset: str, seed: int) -> dict[str, str]:
+        """Result files (besides the needed runs) that this method's run of (``dataset``, ``seed``) reads, by role:
+        {role: path relative to the workflow's root}.  They are inputs of its train job (a changed file retrains it)
+        and reach the method as ``ctx.inputs``; a rule of the method's own writes them."""
         return {}
 
     @classmethod

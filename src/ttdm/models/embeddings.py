@@ -94,8 +94,9 @@ def broadcast_time(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable scalars, Σ numel(p) over parameters with ``requires_grad``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of trainable real scalars, Σ numel(p) over parameters with ``requires_grad`` (a complex entry, e.g.
+    of DSNO's temporal Fourier weights, counts twice)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters() if p.requires_grad)
 
 
 class GaussianPrior:

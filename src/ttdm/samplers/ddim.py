@@ -77,3 +77,30 @@ def sample_ddim(
                 noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = ddim_step(denoiser(x, t), x, i, prev, schedule, eta=eta, noise=noise)
     return x
+
+
+def ode_trajectory(
+    denoiser: Denoiser, x: torch.Tensor, steps: int, keep: list[int], *, spacing: str = "trailing",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deterministic DDIM (η = 0) path of the probability-flow ODE from x_T = ``x`` (B, D), kept at some states.
+
+    State j is x after j of the ``steps`` steps of :func:`sample_ddim` (the same pairs, the same updates: state
+    ``steps`` is its sample bit for bit); state j sits at step index i_j (the j-th visited step; i_steps = −1, the
+    data, ᾱ = 1).  ``keep``: increasing state indices in [0, steps].  Returns (states (B, len(keep), D) in x's
+    dtype, step indices (len(keep),) long, −1 for the end point).
+    """
+    schedule = denoiser.schedule
+    pairs = step_pairs(schedule.T, steps, spacing, schedule)
+    if any(j < 0 or j > steps for j in keep) or list(keep) != sorted(set(keep)):
+        raise ValueError(f"kept states must be increasing indices in [0, {steps}], got {list(keep)}")
+    index = [i for i, _ in pairs] + [-1]  # step index of state j
+    kept, wanted = [], set(keep)
+    with torch.no_grad():
+        if 0 in wanted:
+            kept.append(x)
+        for j, (i, prev) in enumerate(pairs, start=1):
+            t = schedule.time(torch.full((len(x),), i)).to(x.device)
+            x = ddim_step(denoiser(x, t), x, i, prev, schedule)
+            if j in wanted:
+                kept.append(x)
+    return torch.stack(kept, dim=1), torch.tensor([index[j] for j in keep], dtype=torch.long)

@@ -130,9 +130,28 @@ def _load_needs(spec: dict[str, Any], needs: dict[str, str | Path] | None, devic
     return runs
 
 
+def _check_inputs(spec: dict[str, Any], inputs: dict[str, str | Path] | None) -> dict[str, Path]:
+    """The other files the run's method reads (:meth:`Method.inputs`), by role: exactly its roles, existing files."""
+    from ttdm.config.methods import LOOP_KEYS
+    from ttdm.methods import METHODS
+    from ttdm.options import check_options
+
+    cls = METHODS.get(spec.get("method", "ddpm"))
+    options = check_options(cls.Options, {k: v for k, v in spec["training"].items() if k not in LOOP_KEYS},
+                            "training")
+    wanted = cls.inputs(options, str(spec["dataset"]), int(spec["seed"]))
+    given = {k: Path(v) for k, v in (inputs or {}).items()}
+    if set(wanted) != set(given):
+        raise ValueError(f"the run reads files for roles {sorted(wanted)}; given {sorted(given)} (--inputs ROLE=PATH)")
+    for role, path in given.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"--inputs {role}={path}: no such file")
+    return given
+
+
 def train(
     spec: dict[str, Any], data_dir: str | Path, out_dir: str | Path, *, needs: dict[str, str | Path] | None = None,
-    stop_after: int | None = None,
+    inputs: dict[str, str | Path] | None = None, stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train the run ``spec`` on ``data_dir/train.npy`` with its method; write the run into ``out_dir``.
 
@@ -141,6 +160,7 @@ def train(
             "threads", "needs"}, see docs/design.md.  ``training`` holds the loop's keys (:data:`LOOP_KEYS`) and
             the method's options.
         needs: {role: run directory} of the runs ``spec["needs"]`` names.
+        inputs: {role: file} of the other files the method reads (``Method.inputs``; ``ctx.inputs``).
         stop_after: end after this many steps (counted from step 0) with a checkpoint and without the final
             outputs, as if the job were killed there; for splitting runs across job time limits and for tests.
     Returns:
@@ -158,7 +178,7 @@ def train(
     image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") is not None else None
     x_fit, x_val = hold_out(x_train, str(spec["dataset"]), float(training.get("val_fraction", VAL_FRACTION)))
     ctx = Context(spec=spec, dim=int(meta["dim"]), image_shape=image_shape, device=device, meta=meta, data=x_fit,
-                  needs=_load_needs(spec, needs, device), val_data=x_val)
+                  needs=_load_needs(spec, needs, device), val_data=x_val, inputs=_check_inputs(spec, inputs))
     method = make_method(spec, ctx)
     with torch.random.fork_rng(devices=[]):  # parts are initialised from the run's seed, without side effects
         torch.manual_seed(int(spec["seed"]))

@@ -65,15 +65,19 @@ def sampler_labels(config: dict[str, Any]) -> dict[str, str]:
 
 
 def entries(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every run the study reads with its files: {dataset, model, seed, method, metrics (one CSV per setting), train,
-    needs (train.json of the runs it needs), likelihood (CSV or None)}."""
+    """Every run the study reads with its files (:func:`run_entries` of its datasets and models)."""
     study = _study(config)
-    if not study:
-        return []
+    return run_entries(config, study["datasets"], study["models"]) if study else []
+
+
+def run_entries(config: dict[str, Any], datasets: list[str], models: list[str]) -> list[dict[str, Any]]:
+    """Every run of ``models`` on ``datasets`` with its files, in the lists' order: {dataset, model, seed, method,
+    metrics (one CSV per setting), train, needs (train.json of the runs it needs), likelihood (CSV or None)}.  The
+    DSNO study reads its comparison through it too."""
     with_nll = set(cfg.likelihood_runs(config)) if config.get("likelihood") else set()
     out = []
     for d, m, s in cfg.runs(config):
-        if d not in study["datasets"] or m not in study["models"]:
+        if d not in datasets or m not in models:
             continue
         run = f"results/runs/{d}/{m}/{s}"
         out.append({"dataset": d, "model": m, "seed": s,
@@ -82,7 +86,7 @@ def entries(config: dict[str, Any]) -> list[dict[str, Any]]:
                     "train": f"{run}/train.json",
                     "needs": [f"results/runs/{d}/{need}/{s}/train.json" for need in cfg.needs_of(config, d, m).values()],
                     "likelihood": f"results/likelihood/{d}/{m}/{s}.csv" if (d, m, s) in with_nll else None})
-    order = {d: i for i, d in enumerate(study["datasets"])} | {m: i for i, m in enumerate(study["models"])}
+    order = {d: i for i, d in enumerate(datasets)} | {m: i for i, m in enumerate(models)}
     return sorted(out, key=lambda e: (order[e["dataset"]], order[e["model"]], e["seed"]))
 
 

@@ -1,0 +1,247 @@
+"""The DSNO study (paper section "One-step sampling with neural operators", seed 003).
+
+The students (method ``dsno``, :mod:`ttdm.methods.dsno`) are ordinary grid runs that need their teacher and read its
+trajectories (``ttdm trajectories``); the study adds one command per student and the report:
+
+- ``ttdm dsno-eval`` (one job per student run): the per-sample error against the teacher's ODE end points on held-out
+  noises and the forward time against the backbone (:mod:`ttdm.stages.dsno_eval`), results/dsno/{d}/{m}/{s}.csv;
+- ``ttdm dsno-report`` writes the tables (:mod:`ttdm.report.dsno_output`) from the comparison's runs (read with
+  the trilemma study's functions), the data floors and the dsno-eval CSVs.
+
+Nothing is declared without a ``dsno`` block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ttdm import config as cfg
+from ttdm.config.dsno import eval_path, students, trajectory_key, trajectory_path
+from ttdm.report.claims import SENTENCE_LABELS, tt
+from ttdm.report.files import PaperFiles
+from ttdm.report.studies import STUDIES, Study
+from ttdm.report.studies.trilemma import run_entries, sampler_kinds, sampler_labels
+from ttdm.report.tables import fmt_number
+
+TABLES = ("dsno.csv", "dsno_summary.csv", "dsno_eval.csv", "dsno_error.csv", "dsno_ablation.csv",
+          "dsno_ablation.tex", "dsno_cost.csv", "dsno_targets.csv", "dsno_targets.tex")
+FIGURE = "dsno_samples.pdf"
+
+
+def _study(config: dict[str, Any]) -> dict[str, Any]:
+    return config.get("dsno") or {}
+
+
+def datasets(config: dict[str, Any]) -> list[str]:
+    """The comparison's datasets, then the ablation's when it is another (config order)."""
+    study = _study(config)
+    return list(dict.fromkeys([*study.get("datasets", []), *([study["ablation"]["dataset"]] if study else [])]))
+
+
+def reference(config: dict[str, Any]) -> str | None:
+    from ttdm.report.studies.ddpm import sampler_floor
+
+    floor = sampler_floor(config)
+    return floor if floor in _study(config).get("models", []) else None
+
+
+def shown_settings(config: dict[str, Any]) -> list[str]:
+    return list(_study(config).get("settings") or cfg.sampling_keys(config))
+
+
+def entries(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The comparison's runs (every model of ``dsno.models`` on ``dsno.datasets``) and the ablation's students on
+    its dataset, each once (:func:`ttdm.report.studies.trilemma.run_entries`)."""
+    study = _study(config)
+    if not study:
+        return []
+    main = run_entries(config, study["datasets"], study["models"])
+    seen = {(e["dataset"], e["model"], e["seed"]) for e in main}
+    extra = [e for e in run_entries(config, [study["ablation"]["dataset"]], study["ablation"]["models"])
+             if (e["dataset"], e["model"], e["seed"]) not in seen]
+    return main + extra
+
+
+def eval_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every student of the study with its dsno-eval CSV, train.json, teacher run and trajectories file."""
+    wanted = {(e["dataset"], e["model"], e["seed"]) for e in entries(config)}
+    out = []
+    for d, m, s in students(config):
+        if (d, m, s) not in wanted:
+            continue
+        spec = cfg.run_spec(config, d, m, s)
+        teacher = spec["needs"]["teacher"]["model"]
+        out.append({"dataset": d, "model": m, "seed": s, "eval": eval_path(d, m, s),
+                    "train": f"results/runs/{d}/{m}/{s}/train.json",
+                    "teacher": f"results/runs/{d}/{teacher}/{s}",
+                    "trajectories": trajectory_path(d, teacher, s, trajectory_key(spec["training"]))})
+    return out
+
+
+def cost_files(config: dict[str, Any]) -> list[str]:
+    """The Snakemake benchmark files of every job the DSNO runs add (all students of the grid): trajectories,
+    training, sampling and evaluation at their settings, dsno-eval; their seconds sum to the study's added cost."""
+    from ttdm.config.dsno import trajectory_jobs
+
+    if not _study(config):
+        return []
+    files = [f"benchmarks/{p[len('results/'):-len('.npz')]}.tsv" for p in trajectory_jobs(config)]
+    evals = {(e["dataset"], e["model"], e["seed"]) for e in eval_entries(config)}
+    for d, m, s in students(config):
+        files.append(f"benchmarks/train/{d}/{m}/{s}.tsv")
+        files += [f"benchmarks/{stage}/{d}/{m}/{s}/{k}.tsv" for k in cfg.run_settings(config, d, m)
+                  for stage in ("sample", "evaluate")]
+        if (d, m, s) in evals:
+            files.append(f"benchmarks/dsno/{d}/{m}/{s}.tsv")
+    return files
+
+
+def inputs_of(config: dict[str, Any]) -> dict[str, list[str]]:
+    """The files ``ttdm dsno-report`` reads: the runs' files, the data floors, the dsno-eval CSVs, the benchmark
+    files of the jobs the students add (:func:`cost_files`)."""
+    es = entries(config)
+    files = [f for e in es for f in (*e["metrics"], e["train"], *e["needs"], e["likelihood"]) if f]
+    return {"files": list(dict.fromkeys(files)),
+            "floors": [f"results/metrics/{d}/floor.csv" for d in dict.fromkeys(e["dataset"] for e in es)],
+            "evals": [e["eval"] for e in eval_entries(config)],
+            "pairs": [e["eval"][: -len(".csv")] + ".npz" for e in eval_entries(config)], "costs": cost_files(config)}
+
+
+def eval_spec(config: dict[str, Any]) -> dict[str, Any]:
+    from ttdm.config.dsno import eval_spec as spec
+
+    return spec(config)
+
+
+def outputs(config: dict[str, Any]) -> dict[str, list[str]]:
+    if not entries(config):
+        return {"dsno-report": []}
+    per_dataset = [f"results/tables/dsno_{d}{suffix}" for d in _study(config)["datasets"]
+                   for suffix in (".tex", "_display.csv")]
+    return {"dsno-report": [f"results/tables/{t}" for t in TABLES] + per_dataset + [f"results/figures/{FIGURE}"]}
+
+
+# ---- findings -------------------------------------------------------------------------------------------------------
+def _pm(mean: float, std: float) -> str:
+    return f"${fmt_number(mean)} \\pm {fmt_number(std)}$" if pd.notna(std) else f"${fmt_number(mean)}$"
+
+
+def comparison_findings(summary: pd.DataFrame, datasets_: list[str], labels: dict[str, str],
+                        models: list[str] | None = None) -> list[str]:
+    """Per dataset: each student's one-step quality against the best other setting shown (any method and NFE),
+    and how many of the other shown settings it beats (rows of ``models`` only, when given)."""
+    from ttdm.report.claims import higher_is_better
+
+    out = []
+    for d in datasets_:
+        sub = summary[(summary["dataset"] == d) & summary["shown"] & ~summary["reference"]]
+        if models is not None:
+            sub = sub[sub["model"].isin(models)]
+        for _, s in sub[sub["method"] == "dsno"].iterrows():
+            higher = higher_is_better(s["primary"])
+            others = sub[sub["method"] != "dsno"]
+            if not len(others):
+                continue
+            beaten = others[(others["quality"] < s["quality"]) if higher else (others["quality"] > s["quality"])]
+            best = others.sort_values("quality", ascending=not higher).iloc[0]
+            text = (f"On {tt(d)} the student {tt(s['model'])} reaches {SENTENCE_LABELS.get(s['primary'], s['primary'])} "
+                    f"{_pm(s['quality'], s['quality_std'])} at 1 NFE; the best other setting is {tt(best['model'])} "
+                    f"with {labels.get(best['sampler'], best['sampler'])} at {int(best['nfe'])} NFE "
+                    f"({_pm(best['quality'], best['quality_std'])})")
+            if len(beaten):
+                few = beaten.sort_values("nfe", ascending=False).iloc[0]
+                text += (f"; it beats {len(beaten)} of the {len(others)} other settings shown, up to "
+                         f"{tt(few['model'])} with {labels.get(few['sampler'], few['sampler'])} at "
+                         f"{int(few['nfe'])} NFE")
+            else:
+                text += "; it beats none of the other settings shown"
+            out.append(text + ".")
+    return out
+
+
+def ablation_findings(abl: pd.DataFrame | None) -> list[str]:
+    """Quality and per-sample error against M and with/without the temporal convolution."""
+    if abl is None or not len(abl):
+        return []
+    temporal = abl[abl["temporal"]].sort_values("M")
+    out = []
+    if len(temporal) > 1:
+        parts = [f"$M = {int(r['M'])}$: {_pm(r['quality'], r['quality_std'])} "
+                 f"(error ${fmt_number(r['error_mean'])}$)" for _, r in temporal.iterrows()]
+        label = SENTENCE_LABELS.get(abl["primary"].iloc[0], abl["primary"].iloc[0])
+        out.append(f"With the temporal convolution, the {label} against the temporal "
+                   f"resolution: " + "; ".join(parts) + ".")
+    for _, flat in abl[~abl["temporal"]].iterrows():
+        same = temporal[temporal["M"] == flat["M"]]
+        if len(same):
+            r = same.iloc[0]
+            out.append(f"Without the temporal convolution ($M = {int(flat['M'])}$, the same training steps) the "
+                       f"student reaches {_pm(flat['quality'], flat['quality_std'])} against "
+                       f"{_pm(r['quality'], r['quality_std'])} with it, and a per-sample error of "
+                       f"${fmt_number(flat['error_mean'])}$ against ${fmt_number(r['error_mean'])}$.")
+    return out
+
+
+def error_findings(errors: pd.DataFrame | None, batch_sizes: list[int]) -> list[str]:
+    """The per-sample error against the teacher's end points and the forward-time ratio of every student."""
+    if errors is None or not len(errors):
+        return []
+    parts = []
+    for _, r in errors.iterrows():
+        ratios = ", ".join(f"${fmt_number(r[f'time_ratio_b{b}'])}\\times$ at $B = {b}$" for b in batch_sizes
+                           if f"time_ratio_b{b}" in r and pd.notna(r[f"time_ratio_b{b}"]))
+        parts.append(f"{tt(r['model'])} on {tt(r['dataset'])}: error ${fmt_number(r['error_mean'])}$ "
+                     f"(median ${fmt_number(r['error_median'])}$, the end points' RMS "
+                     f"${fmt_number(r['end_rms'])}$), forward time {ratios}")
+    return ["Per-sample RMS error of the one-step sample against the teacher's ODE end point from the same held-out "
+            "noise, and the student's forward time as a multiple of its backbone's: " + "; ".join(parts) + "."]
+
+
+def missed_targets(targets: pd.DataFrame | None) -> list[str]:
+    """The targets not met, one phrase each: what, for which student on which dataset (when it has one), the value
+    against the limit."""
+    if targets is None:
+        return []
+    out = []
+    for _, r in targets[targets["met"] != True].iterrows():  # noqa: E712
+        where = (f" for {tt(r['model'])} on {tt(r['dataset'])}" if isinstance(r["model"], str) and r["model"]
+                 else "")
+        out.append(f"{r['text']}{where} (${fmt_number(r['value'])}$ against ${fmt_number(r['threshold'])}$)")
+    return out
+
+
+def target_findings(targets: pd.DataFrame | None) -> list[str]:
+    if targets is None or not len(targets):
+        return []
+    missed = missed_targets(targets)
+    text = f"{len(targets) - len(missed)} of {len(targets)} targets are met (Table~\\ref{{tab:dsno-targets}})"
+    return [text + ("; not met: " + "; ".join(missed) if missed else "") + "."]
+
+
+def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
+    summary = files.csv("dsno_summary")
+    if summary is None or not _study(config):
+        return {"dsno": None}
+    study = _study(config)
+    tables = files.tex()
+    targets = files.csv("dsno_targets")
+    batch_sizes = list(study.get("batch_sizes", [1]))
+    findings = (target_findings(targets) + comparison_findings(summary, study["datasets"], sampler_labels(config),
+                                                                   study["models"])
+                + ablation_findings(files.csv("dsno_ablation")) + error_findings(files.csv("dsno_error"), batch_sizes))
+    return {"dsno": {
+        "findings": findings,
+        "datasets": [{"name": d, "table": tables.get(f"dsno_{d}")} for d in study["datasets"]],
+        "ablation_table": tables.get("dsno_ablation") or None,
+        "targets_table": tables.get("dsno_targets"),
+        "ablation": study["ablation"],
+        "figure": f"figures/{FIGURE}" if files.figure(FIGURE) is not None else None,
+        "missed": missed_targets(targets),
+    }, "figure_files": [FIGURE] if files.figure(FIGURE) is not None else []}
+
+
+STUDY = STUDIES.register("dsno")(Study(outputs=outputs, context=context))
+
+__all__ = ["STUDY", "entries", "eval_entries", "inputs_of", "outputs", "sampler_kinds", "sampler_labels"]
