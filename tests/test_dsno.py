@@ -44,7 +44,7 @@ def test_spectral_mix_matches_numpy_fft_reference(M: int, k: int) -> None:
     g = torch.Generator().manual_seed(M * 10 + k)
     h = torch.randn(3, M, 4, 5, generator=g)
     w = torch.randn(4, 6, k, dtype=torch.cfloat, generator=g)
-    got = spectral_mix(h, w, M)
+    got = spectral_mix(h, w.real, w.imag, M)
     assert got.shape == (3, M, 6, 5) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), numpy_spectral(h.double().numpy(), w.numpy().astype(complex), M),
                                atol=1e-5)
@@ -55,13 +55,15 @@ def test_all_modes_with_identity_weights_reproduce_the_input() -> None:
     M, C = 6, 3
     layer = TemporalConv(C, M, M // 2 + 1)
     with torch.no_grad():
-        layer.weight.copy_(torch.eye(C, dtype=torch.cfloat)[:, :, None].expand(C, C, M // 2 + 1))
+        layer.weight_re.copy_(torch.eye(C)[:, :, None].expand(C, C, M // 2 + 1))
+        layer.weight_im.zero_()
     h = torch.randn(2 * M, C, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(layer(h), h + torch.nn.functional.leaky_relu(h, 0.01), atol=1e-6, rtol=0)
     # one mode (the mean over time) with identity weights: every time gets the time average
     one = TemporalConv(C, M, 1)
     with torch.no_grad():
-        one.weight.copy_(torch.eye(C, dtype=torch.cfloat)[:, :, None])
+        one.weight_re.copy_(torch.eye(C)[:, :, None])
+        one.weight_im.zero_()
     mean = h.reshape(2, M, C).mean(dim=1, keepdim=True).expand(2, M, C).reshape(2 * M, C)
     torch.testing.assert_close(one(h), h + torch.nn.functional.leaky_relu(mean, 0.01), atol=1e-6, rtol=0)
 
@@ -156,7 +158,7 @@ def test_student_starts_from_its_backbone_and_returns_m_states() -> None:
         torch.testing.assert_close(out[:, m], sigma[m] * x + alpha[m] * teacher(x, times[m].expand(5)))
     full = DSNOStudent(MLP(2, MLPConfig(hidden=16, depth=2)), times, alpha, sigma, temporal=True, modes=2)
     full.load_backbone(teacher.state_dict())
-    assert sum(".temporal." in k for k in full.state_dict()) == 2  # one layer after each of the 2 hidden layers
+    assert sum(".temporal.weight_re" in k for k in full.state_dict()) == 2  # after each of the 2 hidden layers
     torch.testing.assert_close(full.backbone_state(), teacher.state_dict())
     assert not torch.allclose(full(x), out)  # the temporal layers act
     with pytest.raises(ValueError, match="has no weight"):
@@ -307,7 +309,7 @@ def test_temporal_off_has_no_temporal_layers_and_an_m8_student_its_own_file(teac
         spec = student_spec(t_spec, temporal=temporal, M=M, traj_steps=64)
         spec["schedule"] = {**SCHEDULE, "T": 100}  # 64 steps ≥ M² = 64
         student = make_method(spec, Context(spec=spec, dim=2, image_shape=None)).build()["student"]
-        assert sum(".temporal.weight" in k for k in student.state_dict()) == n_layers and student.M == M
+        assert sum(".temporal.weight_re" in k for k in student.state_dict()) == n_layers and student.M == M
 
 
 # ---- the config --------------------------------------------------------------------------------------------------------

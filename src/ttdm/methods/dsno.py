@@ -201,7 +201,7 @@ class DSNO(Method):
 
     def summary(self, parts: dict[str, nn.Module]) -> dict[str, Any]:
         student = parts["student"]
-        temporal = sum(2 * p.numel() for n, p in student.named_parameters() if ".temporal." in n)  # complex
+        temporal = sum(p.numel() for n, p in student.named_parameters() if ".temporal." in n)  # W's re and im
         return {"optimizer": "adam", "teacher": self.options.teacher, "M": self.options.M,
                 "temporal": self.options.temporal, "output_times": [float(t) for t in self.times],
                 "n_params_backbone": count_parameters(student) - temporal, "n_params_temporal": temporal,

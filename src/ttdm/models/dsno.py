@@ -5,7 +5,8 @@ probability-flow trajectory at M output times in one forward pass.
 
       h ← h + LeakyReLU(irfft_M(W · rfft_M(h)[:k])),   (W · H)_{o,j} = Σ_c W_{c,o,j} H_{c,j},
 
-  W complex (C_in, C_out, k), shared across positions (pixels); the modes above k are zero; in float32.
+  W complex (C_in, C_out, k), shared across positions (pixels); the modes above k are zero; in float32, with the
+  real DFT matrices of M points (:func:`spectral_mix`, tested against numpy's FFT).
 - :class:`DSNOStudent`: the teacher's backbone (an MLP or the U-Net) evaluated on the B·M rows (x_T, t_m), the
   time embedding of each output time t_m being the backbone's own, with a :class:`TemporalConv` after each block
   (the MLP's hidden layers, the U-Net's residual blocks); its output F_m gives the state
@@ -29,19 +30,50 @@ from ttdm.models.unet import UNet
 LEAKY_SLOPE = 0.01  # torch's LeakyReLU default
 
 
-def spectral_mix(h: torch.Tensor, weight: torch.Tensor, M: int) -> torch.Tensor:
-    """irfft_M(W · rfft_M(h)[:k]) over the time axis 1 of h: (B, M, C_in, P) with W: (C_in, C_out, k) complex;
-    the modes from k to M//2 are zero.  Returns (B, M, C_out, P) in float32."""
-    k = weight.shape[-1]
-    spec = torch.fft.rfft(h.float(), dim=1)  # (B, M//2 + 1, C_in, P) complex
-    mixed = torch.einsum("bjcp,coj->bjop", spec[:, :k], weight)  # (B, k, C_out, P)
-    full = torch.zeros(h.shape[0], M // 2 + 1, weight.shape[1], h.shape[-1], dtype=mixed.dtype, device=h.device)
-    full[:, :k] = mixed
-    return torch.fft.irfft(full, n=M, dim=1)  # (B, M, C_out, P)
+def dft_matrices(M: int, k: int) -> tuple[torch.Tensor, ...]:
+    """Real matrices of the truncated rfft and of irfft over M points, float32:
+    (fc, fs): (k, M) with Re X_j = Σ_s fc_js h_s, Im X_j = Σ_s fs_js h_s (fc = cos ω_js, fs = −sin ω_js,
+    ω_js = 2π j s/M); (gc, gs): (M, k) with irfft(Y)_t = Σ_j gc_tj Re Y_j + gs_tj Im Y_j for Y zero beyond k
+    (gc = a_j cos ω_jt, gs = −a_j sin ω_jt, a_0 = a_{M/2} = 1/M, else 2/M: the imaginary parts of the DC and Nyquist
+    terms drop out, as in numpy's and torch's irfft)."""
+    j = torch.arange(k, dtype=torch.float64)
+    ang = 2 * math.pi * j[:, None] * torch.arange(M, dtype=torch.float64)[None, :] / M  # (k, M)
+    a = torch.full((k,), 2.0 / M, dtype=torch.float64)
+    a[0] = 1.0 / M
+    if M % 2 == 0 and k > M // 2:
+        a[M // 2] = 1.0 / M
+    return (ang.cos().float(), (-ang.sin()).float(), (a[:, None] * ang.cos()).T.float(),
+            (-a[:, None] * ang.sin()).T.float())
+
+
+def spectral_mix(h: torch.Tensor, w_re: torch.Tensor, w_im: torch.Tensor, M: int,
+                 dft: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+    """irfft_M(W · rfft_M(h)[:k]) over the time axis 1 of h: (B, M, C_in, P), W = w_re + i w_im: (C_in, C_out, k),
+    (W · X)_{o,j} = Σ_c W_{c,o,j} X_{c,j}; the modes from k to M//2 are zero.
+
+    Computed in float32 with real matrices only: [Re X, Im X] = h [fc; fs]ᵀ over time (:func:`dft_matrices`, or
+    ``dft``), then per mode j one product with the real block form of W_j, [Re Y, Im Y] = [Re X, Im X]
+    [[W_re, W_im], [−W_im, W_re]], then irfft = [gc, gs] [Re Y; Im Y]: the same numbers as torch.fft without
+    complex tensors (several times faster on a CPU for M = 2..8).  Returns (B, M, C_out, P) in float32.
+    """
+    B, _, C, P = h.shape
+    k, O = w_re.shape[-1], w_re.shape[1]
+    fc, fs, gc, gs = dft if dft is not None else (t.to(h.device) for t in dft_matrices(M, k))
+    x = h.float().permute(0, 3, 2, 1).reshape(B * P * C, M)  # rows (b, p, c), time last
+    spec = x @ torch.cat([fc, fs]).T  # (B·P·C, 2k): [Re X_j, Im X_j]
+    spec = spec.reshape(B * P, C, 2, k).permute(3, 0, 2, 1).reshape(k, B * P, 2 * C)  # (k, B·P, [re c, im c])
+    wr, wi = w_re.float().permute(2, 0, 1), w_im.float().permute(2, 0, 1)  # (k, C_in, C_out)
+    block = torch.cat([torch.cat([wr, wi], dim=2), torch.cat([-wi, wr], dim=2)], dim=1)  # (k, 2 C_in, 2 C_out)
+    y = torch.bmm(spec, block)  # (k, B·P, [Re Y_o, Im Y_o])
+    y = y.reshape(k, B * P, 2, O).permute(1, 3, 2, 0).reshape(B * P * O, 2 * k)  # rows (b, p, o), [re j, im j]
+    out = y @ torch.cat([gc, gs], dim=1).T  # (B·P·C_out, M)
+    return out.reshape(B, P, O, M).permute(0, 3, 2, 1)  # (B, M, C_out, P)
 
 
 class TemporalConv(nn.Module):
     """h ← h + LeakyReLU(irfft(W · rfft(h)[:k])) over the M output times; see the module docstring.
+
+    The complex weights W = ``weight_re`` + i ``weight_im`` (two real parameters of shape (C, C, k)).
 
     Args:
         channels: C (C_in = C_out: a residual layer).
@@ -55,14 +87,19 @@ class TemporalConv(nn.Module):
             raise ValueError(f"temporal modes must lie in [1, M//2 + 1 = {M // 2 + 1}] for M = {M}, got {modes}")
         self.M, self.modes = M, modes
         scale = 1.0 / channels  # FNO's initialisation: small, so the student starts near its backbone
-        self.weight = nn.Parameter(scale * torch.randn(channels, channels, modes, dtype=torch.cfloat))
+        w = scale * torch.randn(channels, channels, modes, dtype=torch.cfloat)
+        self.weight_re = nn.Parameter(w.real.clone())
+        self.weight_im = nn.Parameter(w.imag.clone())
+        for name, t in zip(("fc", "fs", "gc", "gs"), dft_matrices(M, modes)):
+            self.register_buffer(name, t, persistent=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         rows, C = h.shape[:2]
         B = rows // self.M
         flat = h.reshape(B, self.M, C, -1)  # (B, M, C, P): P positions (1 for vectors, H·W for images)
         with torch.autocast(device_type=h.device.type, enabled=False):
-            k = spectral_mix(flat, self.weight, self.M)  # (B, M, C, P) float32
+            k = spectral_mix(flat, self.weight_re.float(), self.weight_im.float(), self.M,
+                             (self.fc, self.fs, self.gc, self.gs))  # (B, M, C, P) float32
             out = flat.float() + F.leaky_relu(k, LEAKY_SLOPE)
         return out.reshape(h.shape).to(h.dtype)
 
