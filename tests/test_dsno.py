@@ -415,7 +415,7 @@ def test_findings_quote_the_tables_numbers() -> None:
     assert "HQ percentage $70.0 \\pm 1.00$ at 1 NFE" in text and "ancestral at 1000 NFE ($90.0 \\pm 1.00$)" in text
     assert "beats none" in text and "mlp-dsno-flat" not in text
     text = " ".join(study.ablation_findings(abl))
-    assert "$50.0 \\pm 1.00$ against $70.0 \\pm 1.00$" in text
+    assert "$50.0 \\pm 1.00$ against $70.0 \\pm 1.00$ with it (separated by the spread rule)" in text
     assert "1 of 4 targets are met" not in " ".join(study.target_findings(targets))
     assert "3 of 4 targets are met" in " ".join(study.target_findings(targets))
 

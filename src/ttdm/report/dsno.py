@@ -43,7 +43,8 @@ def collect_evals(entries: Iterable[dict[str, Any]]) -> pd.DataFrame:
         key = {"dataset": e["dataset"], "model": e["model"], "M": int(record["M"]),
                "temporal": bool(record["temporal"]), "teacher": record["teacher"], "seed": int(e["seed"])}
         table = pd.read_csv(e["eval"])
-        rows += [{**key, "metric": str(m), "value": float(v)} for m, v in zip(table["metric"], table["value"])]
+        rows += [{**key, "metric": str(m), "value": float(v)} for m, v in zip(table["metric"], table["value"])
+                 if str(m) not in EVAL_KEYS]  # M is a key column already
         rows.append({**key, "metric": "train_s", "value": float(record["wall_s"])})
     return pd.DataFrame(rows, columns=EVAL_KEYS + ["seed", "metric", "value"])
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ttdm import config as cfg
 from ttdm.config.dsno import eval_path, students, trajectory_key, trajectory_path
-from ttdm.report.claims import SENTENCE_LABELS, tt
+from ttdm.report.claims import SENTENCE_LABELS, separated, standard_error, tt
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.studies.trilemma import run_entries, sampler_kinds, sampler_labels
@@ -152,7 +152,7 @@ def comparison_findings(summary: pd.DataFrame, datasets_: list[str], labels: dic
                     f"({_pm(best['quality'], best['quality_std'])})")
             if len(beaten):
                 few = beaten.sort_values("nfe", ascending=False).iloc[0]
-                text += (f"; it beats {len(beaten)} of the {len(others)} other settings shown, up to "
+                text += (f"; it beats {len(beaten)} of the {len(others)} other settings shown by the mean, among them "
                          f"{tt(few['model'])} with {labels.get(few['sampler'], few['sampler'])} at "
                          f"{int(few['nfe'])} NFE")
             else:
@@ -177,10 +177,15 @@ def ablation_findings(abl: pd.DataFrame | None) -> list[str]:
         same = temporal[temporal["M"] == flat["M"]]
         if len(same):
             r = same.iloc[0]
+            apart = separated(r["quality"], standard_error(r["quality_std"], r["n_seeds"]), flat["quality"],
+                              standard_error(flat["quality_std"], flat["n_seeds"]))
+            err_apart = separated(r["error_mean"], standard_error(r.get("error_mean_std"), r["n_seeds"]),
+                                  flat["error_mean"], standard_error(flat.get("error_mean_std"), flat["n_seeds"]))
             out.append(f"Without the temporal convolution ($M = {int(flat['M'])}$, the same training steps) the "
                        f"student reaches {_pm(flat['quality'], flat['quality_std'])} against "
-                       f"{_pm(r['quality'], r['quality_std'])} with it, and a per-sample error of "
-                       f"${fmt_number(flat['error_mean'])}$ against ${fmt_number(r['error_mean'])}$.")
+                       f"{_pm(r['quality'], r['quality_std'])} with it ({'separated' if apart else 'not separated'} "
+                       f"by the spread rule), and a per-sample error of ${fmt_number(flat['error_mean'])}$ against "
+                       f"${fmt_number(r['error_mean'])}$ ({'separated' if err_apart else 'not separated'}).")
     return out
 
 
