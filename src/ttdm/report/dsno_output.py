@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttdm.io import atomic_write
 from ttdm.report import dsno as ds
 from ttdm.report import trilemma as tri
-from ttdm.report.tables import DISTANCE_METRICS, booktabs, fmt_number, tex_escape
+from ttdm.report.tables import DISTANCE_METRICS, booktabs, fmt_number, tex_escape, write_table
 from ttdm.report.trilemma_output import TABLE_COLUMNS, _cell, _params, model_cell, targets_table
 
 PathLike = Any
@@ -113,12 +112,8 @@ def write_dsno(entries: list[dict[str, Any]], eval_entries: list[dict[str, Any]]
     out_tables.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    def write(name: str, content: Any) -> None:
-        if isinstance(content, pd.DataFrame):
-            atomic_write(out_tables / name, lambda p: content.to_csv(p, index=False))
-        else:
-            atomic_write(out_tables / name, lambda p: Path(p).write_text(content))
-        written.append(out_tables / name)
+    def write(name: str, content: pd.DataFrame | str) -> None:
+        written.append(write_table(out_tables / name, content))
 
     write("dsno.csv", per_seed)
     write("dsno_summary.csv", table)

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttdm.io import atomic_write
 from ttdm.report import performer as perf
-from ttdm.report.tables import booktabs, fmt_number, fmt_spread, pm_cell, tex_escape
+from ttdm.report.tables import booktabs, fmt_number, fmt_spread, pm_cell, tex_escape, write_table
 
 PathLike = str | os.PathLike
 COMPARE_COLUMNS = {"ms_per_step": "ms / step", "params": "Params", "peak_train_mem_mb": "Peak mem.\\ (MiB)",
@@ -193,11 +192,7 @@ def write_performer(entries: list[dict[str, Any]], error_files: dict[str, PathLi
     written: list[Path] = []
 
     def write(name: str, content: pd.DataFrame | str) -> None:
-        if isinstance(content, pd.DataFrame):
-            atomic_write(out_tables / name, lambda p: content.to_csv(p, index=False))
-        else:
-            atomic_write(out_tables / name, lambda p: Path(p).write_text(content))
-        written.append(out_tables / name)
+        written.append(write_table(out_tables / name, content))
 
     write("performer.csv", runs)
     write("performer_summary.csv", summary)

@@ -367,6 +367,13 @@ def _write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
+def write_table(path: PathLike, content: pd.DataFrame | str) -> Path:
+    """Write a study's output atomically: a DataFrame as CSV (no index), a string as text (a LaTeX table)."""
+    if isinstance(content, pd.DataFrame):
+        return _write_csv(Path(path), content)
+    return _write_text(Path(path), content)
+
+
 def split_setting(key: str) -> tuple[str, int]:
     """"ddpm_1000" -> ("ddpm", 1000)."""
     sampler, _, steps = key.rpartition("_")

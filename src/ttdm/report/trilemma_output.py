@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttdm.io import atomic_write
 from ttdm.report import trilemma as tri
-from ttdm.report.tables import DISTANCE_METRICS, METRIC_LABELS, booktabs, fmt_number, tex_escape
+from ttdm.report.tables import DISTANCE_METRICS, METRIC_LABELS, booktabs, fmt_number, tex_escape, write_table
 
 PathLike = str | os.PathLike
 TABLE_COLUMNS = {"hq_percent": "HQ (\\%)", "fd": "FD", "swd": "SWD", "modes_covered": "Modes", "class_kl": "Class KL",
@@ -172,12 +171,8 @@ def write_trilemma(entries: list[dict[str, Any]], kinds: dict[str, str], labels:
     out_tables.mkdir(parents=True, exist_ok=True)
     written = []
 
-    def write(name: str, text_or_frame: Any) -> None:
-        if isinstance(text_or_frame, pd.DataFrame):
-            atomic_write(out_tables / name, lambda p: text_or_frame.to_csv(p, index=False))
-        else:
-            atomic_write(out_tables / name, lambda p: Path(p).write_text(text_or_frame))
-        written.append(out_tables / name)
+    def write(name: str, content: pd.DataFrame | str) -> None:
+        written.append(write_table(out_tables / name, content))
 
     write("trilemma.csv", per_seed)
     write("trilemma_summary.csv", table)
