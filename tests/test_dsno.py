@@ -39,12 +39,12 @@ def numpy_spectral(h: np.ndarray, w: np.ndarray, M: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("M, k", [(4, 2), (8, 3), (5, 3), (2, 2)])
+@pytest.mark.parametrize("M, k", [(4, 2), (8, 3), (5, 3), (2, 2), (4, 3), (1, 1), (6, 1)])
 def test_spectral_mix_matches_numpy_fft_reference(M: int, k: int) -> None:
     g = torch.Generator().manual_seed(M * 10 + k)
     h = torch.randn(3, M, 4, 5, generator=g)
     w = torch.randn(4, 6, k, dtype=torch.cfloat, generator=g)
-    got = spectral_mix(h, w.real, w.imag, M)
+    got = spectral_mix(h.transpose(0, 1), w.real, w.imag, M).transpose(0, 1)  # time-major in and out
     assert got.shape == (3, M, 6, 5) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), numpy_spectral(h.double().numpy(), w.numpy().astype(complex), M),
                                atol=1e-5)
@@ -64,7 +64,7 @@ def test_all_modes_with_identity_weights_reproduce_the_input() -> None:
     with torch.no_grad():
         one.weight_re.copy_(torch.eye(C)[:, :, None])
         one.weight_im.zero_()
-    mean = h.reshape(2, M, C).mean(dim=1, keepdim=True).expand(2, M, C).reshape(2 * M, C)
+    mean = h.reshape(M, 2, C).mean(dim=0, keepdim=True).expand(M, 2, C).reshape(2 * M, C)  # rows m·2 + n
     torch.testing.assert_close(one(h), h + torch.nn.functional.leaky_relu(mean, 0.01), atol=1e-6, rtol=0)
 
 
@@ -75,9 +75,10 @@ def test_temporal_layer_mixes_times_of_one_sample_only_and_keeps_dtype_and_image
     out = layer(h)
     assert out.shape == h.shape and out.dtype == torch.float64
     h2 = h.clone()
-    h2[M:] += 1.0  # change samples 1 and 2: sample 0's rows do not move
-    torch.testing.assert_close(layer(h2)[:M], out[:M])
-    assert not torch.allclose(layer(h2)[M:], out[M:])
+    mine = torch.arange(3 * M) % 3 == 0  # time-major rows m·3 + n: sample 0's
+    h2[~mine] += 1.0  # change samples 1 and 2: sample 0's rows do not move
+    torch.testing.assert_close(layer(h2)[mine], out[mine])
+    assert not torch.allclose(layer(h2)[~mine], out[~mine])
     with pytest.raises(ValueError, match=r"M//2 \+ 1 = 3"):
         TemporalConv(2, M, 4)
 
@@ -138,7 +139,20 @@ def test_trajectory_key_separates_m_and_names_the_solver() -> None:
     a, b = asdict(DSNOOptions(M=2)), asdict(DSNOOptions(M=8))
     assert trajectory_key(a) != trajectory_key(b)
     assert trajectory_key(asdict(DSNOOptions(M=4, temporal=False))) == trajectory_key(asdict(DSNOOptions(M=4)))
-    assert trajectory_key(asdict(DSNOOptions())) == "M4-n2048-e500-ddim256-trailing"
+    assert trajectory_key(asdict(DSNOOptions())) == "M4-n16384-e500-ddim256-trailing"
+    # students of M = 2, 4, 8 that store traj_M = 8 times share one file
+    shared = {trajectory_key(asdict(DSNOOptions(M=m, traj_M=8))) for m in (2, 4, 8)}
+    assert shared == {trajectory_key(asdict(DSNOOptions(M=8)))}
+
+
+@pytest.mark.parametrize("S, M, c", [(256, 2, 4), (256, 4, 2), (64, 3, 2), (256, 5, 3)])
+def test_the_quadratic_states_of_m_are_every_cth_of_those_of_cm(S: int, M: int, c: int) -> None:
+    from ttdm.methods.dsno import every_mth
+
+    fine = np.array(quadratic_indices(S, c * M))
+    assert every_mth(fine[None, :, None], M)[0, :, 0].tolist() == quadratic_indices(S, M)
+    with pytest.raises(ValueError, match="not a multiple"):
+        every_mth(fine[None, :, None], c * M + 1)
     assert trajectory_path("8gaussians", "mlp", 0, "k") == "results/trajectories/8gaussians/mlp/0/k.npz"
 
 
@@ -186,7 +200,7 @@ def trajectories_for(spec: dict, teacher_dir: Path, root: Path) -> Path:
     path = root / trajectory_path(spec["dataset"], "mlp", spec["seed"], trajectory_key(opts))
     if not path.exists():
         write_trajectories({"dataset": spec["dataset"], "teacher": "mlp", "seed": spec["seed"],
-                            "teacher_spec_hash": spec["needs"]["teacher"]["spec_hash"], "M": t["M"],
+                            "teacher_spec_hash": spec["needs"]["teacher"]["spec_hash"], "M": t.get("traj_M") or t["M"],
                             "n": t["n_traj"], "n_eval": t["n_eval"], "solver": "ddim", "steps": t["traj_steps"],
                             "spacing": "trailing", "batch_size": 100, "device": "cpu", "threads": 1},
                            teacher_dir, path)
@@ -300,6 +314,23 @@ def test_student_refuses_other_trajectories_and_missing_inputs(teacher, tmp_path
         train(other, data, tmp_path / "b", needs={"teacher": root / "teacher"}, inputs={"trajectories": traj})
 
 
+def test_a_student_of_m2_reads_every_second_state_of_the_m4_file(teacher) -> None:  # noqa: ANN001
+    from ttdm.methods.base import Context
+    from ttdm.runs import load_run, make_method
+
+    t_spec, _, root = teacher
+    traj = trajectories_for(student_spec(t_spec), root / "teacher", root)
+    spec = student_spec(t_spec, M=2, traj_M=4)
+    assert trajectories_for(spec, root / "teacher", root) == traj  # the same file
+    ctx = Context(spec=spec, dim=2, image_shape=None, needs={"teacher": load_run(root / "teacher")},
+                  inputs={"trajectories": traj})
+    method = make_method(spec, ctx)
+    with np.load(traj) as f:
+        np.testing.assert_array_equal(method.targets.numpy(), f["train"][:, [2, 4]])  # states j = 24, 32 of 0..32
+        np.testing.assert_array_equal(method.val_targets.numpy(), f["eval"][:32, [2, 4]])
+    assert method.js == [24, 32]
+
+
 def test_temporal_off_has_no_temporal_layers_and_an_m8_student_its_own_file(teacher) -> None:  # noqa: ANN001
     from ttdm.methods.base import Context
     from ttdm.runs import make_method
@@ -320,14 +351,18 @@ def test_config_gives_each_student_its_trajectories_and_refuses_bad_students(tmp
     from ttdm.config.dsno import trajectory_jobs
 
     config = load_config("config.yaml")
-    assert needs_of(config, "8gaussians", "mlp-dsno-m2") == {"teacher": "mlp"}
+    assert needs_of(config, "25gaussians", "mlp-dsno-m2") == {"teacher": "mlp"}
+    assert needs_of(config, "digits", "unet-dsno") == {"teacher": "unet"}
     assert run_settings(config, "8gaussians", "mlp-dsno") == ["dsno_1"]
-    path = inputs_of(config, "8gaussians", "mlp-dsno-m2", 1)["trajectories"]
-    assert path == "results/trajectories/8gaussians/mlp/1/M2-n2048-e500-ddim256-trailing.npz"
+    path = inputs_of(config, "25gaussians", "mlp-dsno-m2", 1)["trajectories"]
+    assert path == "results/trajectories/25gaussians/mlp/1/M8-n16384-e500-ddim256-trailing.npz"
     jobs = trajectory_jobs(config)
-    assert jobs[path]["M"] == 2 and jobs[path]["steps"] == 256 and jobs[path]["seed"] == 1
-    # the flat (no temporal conv) M = 4 student shares the M = 4 student's file: one job for both
-    assert inputs_of(config, "8gaussians", "mlp-dsno-flat", 0) == inputs_of(config, "8gaussians", "mlp-dsno", 0)
+    assert jobs[path]["M"] == 8 and jobs[path]["steps"] == 256 and jobs[path]["seed"] == 1
+    # the ablation's students (M = 2, 4, 8, no temporal conv) all read the one M = 8 file: one job for them all
+    assert all(inputs_of(config, "25gaussians", f"mlp-dsno{tag}", 0) == inputs_of(config, "25gaussians", "mlp-dsno", 0)
+               for tag in ("-m2", "-m8", "-flat"))
+    path = inputs_of(config, "8gaussians", "mlp-dsno", 0)["trajectories"]
+    assert path.endswith("/M4-n16384-e500-ddim256-trailing.npz")
     def errors(block: dict, ablation: list[str] | None = None) -> str:
         raw = yaml.safe_load(open("config.yaml"))
         raw["grid"].append({"datasets": ["8gaussians"], "tag": "dsno-bad", "seeds": [0], **block})
@@ -344,10 +379,12 @@ def test_config_gives_each_student_its_trajectories_and_refuses_bad_students(tmp
     text = errors({"models": ["mlp"], "training": {"method": "dsno", "teacher": "ddgan-mlp", "M": 8, "traj_steps": 32}},
                   ablation=["mlp"])
     assert "grid (run 'mlp-dsno-bad' on '8gaussians', block ['8gaussians']).training.traj_steps: 32 must lie in " \
-           "[M² = 64, T = 1000]" in text
+           "[8² = 64, T = 1000]" in text
     assert ".training.teacher: 'ddgan-mlp' is " in text and "same model entry" in text
     assert ".training.teacher: 'ddgan-mlp' (method 'ddgan') gives no denoiser" in text
     assert "dsno.ablation.models: 'mlp' is not a DSNO student" in text
+    text = errors({"models": ["mlp"], "training": {"method": "dsno", "teacher": "mlp", "M": 4, "traj_M": 6}})
+    assert ".training.traj_M: 6 is not a multiple of M = 4" in text
 
 
 def test_unet_student_adds_a_temporal_layer_after_every_residual_block() -> None:
@@ -420,6 +457,24 @@ def test_findings_quote_the_tables_numbers() -> None:
     assert "3 of 4 targets are met" in " ".join(study.target_findings(targets))
 
 
+def test_a_target_missed_by_several_students_is_one_phrase_with_their_range() -> None:
+    import pandas as pd
+
+    from ttdm.report.studies import dsno as study
+
+    row = {"target": "t", "text": "forward pass within 1.6x", "threshold": 1.6, "met": False, "note": ""}
+    targets = pd.DataFrame([{**row, "dataset": "8gaussians", "model": "mlp-dsno", "value": 4.3},
+                            {**row, "dataset": "digits", "model": "unet-dsno", "value": 6.2},
+                            {**row, "text": "within 1.5x", "dataset": "25gaussians", "model": "mlp-dsno",
+                             "value": 2.0, "threshold": 1.5},
+                            {**row, "text": "ok", "dataset": "x", "model": "m", "value": 1.0, "met": True}])
+    missed = study.missed_targets(targets)
+    assert missed == ["forward pass within 1.6x for 2 students (\\texttt{mlp-dsno} on \\texttt{8gaussians}, "
+                      "\\texttt{unet-dsno} on \\texttt{digits}: $4.30$ to $6.20$ against $1.60$)",
+                      "within 1.5x for \\texttt{mlp-dsno} on \\texttt{25gaussians} ($2.00$ against $1.50$)"]
+    assert "1 of 4 targets are met" in study.target_findings(targets)[0]
+
+
 def test_cost_target_sums_the_students_job_seconds(tmp_path: Path) -> None:
     from ttdm.report import dsno as ds
 
@@ -463,3 +518,22 @@ def test_dsno_eval_measures_the_error_against_the_teacher_and_the_forward_time(t
     with np.load(tmp_path / "e.npz") as f:
         assert f["student"].shape == (5, 2)
         np.testing.assert_allclose(f["teacher"], held[:5, -1].numpy())
+
+
+def test_the_samples_figure_shows_image_pairs_as_images_and_vectors_as_points(tmp_path: Path) -> None:
+    from ttdm.report.dsno_output import _image_strip, plot_samples
+
+    teacher = np.arange(10 * 4, dtype=float).reshape(10, 4) / 40
+    student = -teacher
+    strip = _image_strip(teacher, student, (1, 2, 2))
+    assert strip.shape == (5, 8 * 3 - 1)  # two rows of 2x2 images, a pixel apart; the first 8 pairs
+    np.testing.assert_array_equal(strip[0:2, 3:5], teacher[1].reshape(2, 2))  # pair 1, top: the teacher
+    np.testing.assert_array_equal(strip[3:5, 3:5], student[1].reshape(2, 2))  # bottom: the student
+    assert np.isnan(strip[2]).all() and np.isnan(strip[:, 2]).all()
+    np.savez(tmp_path / "img.npz", student=student, teacher=teacher, image_shape=np.array([1, 2, 2]))
+    np.savez(tmp_path / "vec.npz", student=student[:, :2], teacher=teacher[:, :2], image_shape=np.array([], int))
+    fig = plot_samples([{"dataset": "digits", "model": "unet-dsno", "seed": 0, "path": tmp_path / "img.npz"},
+                        {"dataset": "8gaussians", "model": "mlp-dsno", "seed": 0, "path": tmp_path / "vec.npz"}])
+    image_ax, point_ax = fig.axes[:2]
+    assert len(image_ax.images) == 1 and not image_ax.collections
+    assert len(point_ax.collections) == 3 and not point_ax.images  # segments and two scatters

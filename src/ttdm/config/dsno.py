@@ -1,9 +1,10 @@
 """The DSNO student's files in the config (no torch): its teacher trajectories, their key, path and job spec.
 
 A run of method ``dsno`` (``ttdm.methods.dsno``) reads one trajectories file of its teacher run (same dataset and
-seed), ``results/trajectories/{dataset}/{teacher}/{seed}/{key}.npz``: ``key`` names what the file holds (M output
-times, n training and n_eval held-out trajectories, the solver and its steps and spacing), so students that differ
-in M read different files and students that differ in anything else (``temporal``, the loss) share one.  One
+seed), ``results/trajectories/{dataset}/{teacher}/{seed}/{key}.npz``: ``key`` names what the file holds (its number
+of output times, ``traj_M`` or else M; n training and n_eval held-out trajectories; the solver and its steps and
+spacing), so students that differ in anything else (``temporal``, the loss) share one, and so do students of M = 2,
+4 and 8 that all set ``traj_M: 8`` (DSNO's quadratic states of M are every (traj_M/M)-th state of traj_M's).  One
 ``trajectories`` job (``ttdm trajectories``, workflow/rules/dsno.smk) writes each file that some run reads; its spec
 holds the teacher's spec hash, so a changed teacher writes new trajectories, and the file is an input of the
 student's train job, which then retrains.
@@ -14,13 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 METHOD = "dsno"
-TRAJECTORY_KEYS = ("M", "n_traj", "n_eval", "solver", "traj_steps", "traj_spacing")
+TRAJECTORY_KEYS = ("M", "traj_M", "n_traj", "n_eval", "solver", "traj_steps", "traj_spacing")
+
+
+def stored_times(training: dict[str, Any]) -> int:
+    """The output times a student's trajectories file holds: ``traj_M``, or M when it is 0 (unset)."""
+    return int(training.get("traj_M") or training["M"])
 
 
 def trajectory_key(training: dict[str, Any]) -> str:
     """The file name's key of a student's resolved training options, e.g. ``M4-n2048-e500-ddim256-trailing``."""
     t = training
-    return f"M{t['M']}-n{t['n_traj']}-e{t['n_eval']}-{t['solver']}{t['traj_steps']}-{t['traj_spacing']}"
+    return f"M{stored_times(t)}-n{t['n_traj']}-e{t['n_eval']}-{t['solver']}{t['traj_steps']}-{t['traj_spacing']}"
 
 
 def trajectory_path(dataset: str, teacher: str, seed: int, key: str) -> str:
@@ -43,7 +49,7 @@ def trajectory_jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         teacher = spec["needs"]["teacher"]
         path = trajectory_path(d, teacher["model"], s, trajectory_key(t))
         jobs[path] = {"dataset": d, "teacher": teacher["model"], "seed": int(s),
-                      "teacher_spec_hash": teacher["spec_hash"], "M": t["M"], "n": t["n_traj"],
+                      "teacher_spec_hash": teacher["spec_hash"], "M": stored_times(t), "n": t["n_traj"],
                       "n_eval": t["n_eval"], "solver": t["solver"], "steps": t["traj_steps"],
                       "spacing": t["traj_spacing"], "batch_size": config["sampling"]["batch_size"],
                       "device": config["device"], "threads": config["threads"]}
@@ -75,7 +81,8 @@ def dsno_errors(config: dict[str, Any]) -> list[str]:
     """Every problem of the DSNO runs and of the ``dsno`` block in an expanded config, each naming its key:
 
     - a student's model has its teacher's arch and sizes (it starts from the teacher's weights), and the teacher's
-      method gives a denoiser; ``traj_steps`` lies in [M², T] (distinct quadratic states, within the schedule);
+      method gives a denoiser; ``traj_M`` is 0 or a multiple of M; ``traj_steps`` lies in [traj_M², T] (distinct
+      quadratic states, within the schedule);
       ``n_val`` ≤ ``n_eval``;
     - the block's datasets and models are trained by the grid, its ablation models are students on its dataset,
       its settings are configured.
@@ -101,10 +108,13 @@ def dsno_errors(config: dict[str, Any]) -> list[str]:
             if "denoiser" not in _method(tmethod).provides:
                 errors.append(f"{where}.teacher: {teacher!r} (method {tmethod!r}) gives no denoiser whose ODE the "
                               f"student could learn")
-        M, steps = training["M"], training["traj_steps"]
-        if not M * M <= steps <= T:
-            errors.append(f"{where}.traj_steps: {steps} must lie in [M² = {M * M}, T = {T}] (distinct quadratic "
-                          f"states of M = {M} outputs, within the schedule's T)")
+        M, stored, steps = training["M"], stored_times(training), training["traj_steps"]
+        if stored % M:
+            errors.append(f"{where}.traj_M: {training['traj_M']} is not a multiple of M = {M} (the student takes "
+                          f"every (traj_M/M)-th stored state); use 0 (= M) or a multiple of M")
+        if not stored * stored <= steps <= T:
+            errors.append(f"{where}.traj_steps: {steps} must lie in [{stored}² = {stored * stored}, T = {T}] "
+                          f"(distinct quadratic states of {stored} stored times, within the schedule's T)")
         if training["n_val"] > training["n_eval"]:
             errors.append(f"{where}.n_val: {training['n_val']} exceeds n_eval = {training['n_eval']}")
     study = config.get("dsno")

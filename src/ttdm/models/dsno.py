@@ -7,13 +7,14 @@ probability-flow trajectory at M output times in one forward pass.
 
   W complex (C_in, C_out, k), shared across positions (pixels); the modes above k are zero; in float32, with the
   real DFT matrices of M points (:func:`spectral_mix`, tested against numpy's FFT).
-- :class:`DSNOStudent`: the teacher's backbone (an MLP or the U-Net) evaluated on the B·M rows (x_T, t_m), the
+- :class:`DSNOStudent`: the teacher's backbone (an MLP or the U-Net) evaluated on the M·B rows (x_T, t_m), the
   time embedding of each output time t_m being the backbone's own, with a :class:`TemporalConv` after each block
   (the MLP's hidden layers, the U-Net's residual blocks); its output F_m gives the state
   x̂_m = σ(t_m) x_T + α(t_m) F_m (at t = 0, x̂ = F: the sample).  Without ``temporal`` the same student has no
   temporal layers (the ablation).
 
-Rows are laid out batch-major: row b·M + m is sample b at output time m.
+Rows are laid out time-major: row m·B + b is sample b at output time m (the temporal layer's time slices are
+contiguous).
 """
 
 from __future__ import annotations
@@ -30,44 +31,66 @@ from ttdm.models.unet import UNet
 LEAKY_SLOPE = 0.01  # torch's LeakyReLU default
 
 
-def dft_matrices(M: int, k: int) -> tuple[torch.Tensor, ...]:
-    """Real matrices of the truncated rfft and of irfft over M points, float32:
-    (fc, fs): (k, M) with Re X_j = Σ_s fc_js h_s, Im X_j = Σ_s fs_js h_s (fc = cos ω_js, fs = −sin ω_js,
-    ω_js = 2π j s/M); (gc, gs): (M, k) with irfft(Y)_t = Σ_j gc_tj Re Y_j + gs_tj Im Y_j for Y zero beyond k
-    (gc = a_j cos ω_jt, gs = −a_j sin ω_jt, a_0 = a_{M/2} = 1/M, else 2/M: the imaginary parts of the DC and Nyquist
-    terms drop out, as in numpy's and torch's irfft)."""
+def dft_matrices(M: int, k: int) -> tuple[torch.Tensor, torch.Tensor, slice]:
+    """The truncated real DFT over M points and its inverse as two real matrices, float32, without the rows and
+    columns that are zero for real input:
+
+    - the modes j < k with ω_js = 2π j s/M split into real modes (j = 0, and j = M/2 for even M), whose imaginary
+      part is 0 and is dropped by irfft, and the complex modes ``c`` = [1, min(k, ⌈M/2⌉)) (a slice of j);
+    - ``F`` (k + |c|, M): rows Re X_j = Σ_s cos(ω_js) h_s for every j < k, then Im X_j = −Σ_s sin(ω_js) h_s for j ∈ c;
+    - ``G`` (M, k + 2|c|): irfft(Y)_t = Σ_j a_j cos(ω_jt) Re Y_j − Σ_{j∈c} a_j sin(ω_jt) Im Y_j (a_0 = a_{M/2} = 1/M,
+      else 2/M, as numpy's and torch's irfft), laid out for [Re Y; Im Y_c; R_c] with R_c = the part of Re Y_c that
+      comes from Im X (its column is −(a_j cos ω_jt): see :func:`spectral_mix`).
+
+    Returns (F, G, c).  The ``rfft`` and ``irfft`` buffers of :class:`TemporalConv`."""
     j = torch.arange(k, dtype=torch.float64)
     ang = 2 * math.pi * j[:, None] * torch.arange(M, dtype=torch.float64)[None, :] / M  # (k, M)
     a = torch.full((k,), 2.0 / M, dtype=torch.float64)
     a[0] = 1.0 / M
     if M % 2 == 0 and k > M // 2:
         a[M // 2] = 1.0 / M
-    return (ang.cos().float(), (-ang.sin()).float(), (a[:, None] * ang.cos()).T.float(),
-            (-a[:, None] * ang.sin()).T.float())
+    c = slice(1, max(1, min(k, (M + 1) // 2)))
+    gc, gs = (a[:, None] * ang.cos()).T, (-a[:, None] * ang.sin()).T  # (M, k)
+    rfft_m = torch.cat([ang.cos(), -ang.sin()[c]])
+    irfft_m = torch.cat([gc, gs[:, c], -gc[:, c]], dim=1)
+    return rfft_m.float(), irfft_m.float(), c
+
+
+def _mix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Σ_c x[j, n, c, p] w[c, o, j] per mode j: x (k, N, C, P), w (C, O, k) -> (k, N, O, P)."""
+    if x.shape[-1] == 1:  # vectors: one (N, C) @ (C, O) product per mode
+        return torch.bmm(x[..., 0], w.permute(2, 0, 1)).unsqueeze(-1)
+    return torch.matmul(w.permute(2, 1, 0).unsqueeze(1), x)  # images: (O, C) @ (C, P) per mode and sample
 
 
 def spectral_mix(h: torch.Tensor, w_re: torch.Tensor, w_im: torch.Tensor, M: int,
-                 dft: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
-    """irfft_M(W · rfft_M(h)[:k]) over the time axis 1 of h: (B, M, C_in, P), W = w_re + i w_im: (C_in, C_out, k),
-    (W · X)_{o,j} = Σ_c W_{c,o,j} X_{c,j}; the modes from k to M//2 are zero.
+                 dft: tuple[torch.Tensor, torch.Tensor, slice] | None = None) -> torch.Tensor:
+    """irfft_M(W · rfft_M(h)[:k]) over the time axis 0 of h: (M, N, C_in, P) (time-major: N samples, P positions),
+    W = w_re + i w_im: (C_in, C_out, k), (W · X)_{o,j} = Σ_c W_{c,o,j} X_{c,j}; the modes from k to M//2 are zero.
 
-    Computed in float32 with real matrices only: [Re X, Im X] = h [fc; fs]ᵀ over time (:func:`dft_matrices`, or
-    ``dft``), then per mode j one product with the real block form of W_j, [Re Y, Im Y] = [Re X, Im X]
-    [[W_re, W_im], [−W_im, W_re]], then irfft = [gc, gs] [Re Y; Im Y]: the same numbers as torch.fft without
-    complex tensors (several times faster on a CPU for M = 2..8).  Returns (B, M, C_out, P) in float32.
+    Computed in float32 with real products only (no complex tensors: several times faster on a CPU for M = 2..8,
+    the same numbers as torch.fft), with the matrices of :func:`dft_matrices` (``dft``, computed when None):
+
+    1. [Re X; Im X_c] = F h: one (k + |c|, M) matrix against the (M, N·C·P) time slices;
+    2. per mode, Re Y_j = W_re,j Re X_j (− W_im,j Im X_j for complex j) and, for complex j only,
+       Im Y_j = W_im,j Re X_j + W_re,j Im X_j (the real modes' Im X and Im Y are 0 or dropped by irfft: 5 channel
+       products instead of 8 for M = 4, k = 2);
+    3. irfft = G [Re Y; Im Y_c; W_im Im X_c]: one (M, k + 2|c|) matrix against the (·, N·C_out·P) slices.
+
+    Returns (M, N, C_out, P) in float32.
     """
-    B, _, C, P = h.shape
+    _, N, C, P = h.shape
     k, O = w_re.shape[-1], w_re.shape[1]
-    fc, fs, gc, gs = dft if dft is not None else (t.to(h.device) for t in dft_matrices(M, k))
-    x = h.float().permute(0, 3, 2, 1).reshape(B * P * C, M)  # rows (b, p, c), time last
-    spec = x @ torch.cat([fc, fs]).T  # (B·P·C, 2k): [Re X_j, Im X_j]
-    spec = spec.reshape(B * P, C, 2, k).permute(3, 0, 2, 1).reshape(k, B * P, 2 * C)  # (k, B·P, [re c, im c])
-    wr, wi = w_re.float().permute(2, 0, 1), w_im.float().permute(2, 0, 1)  # (k, C_in, C_out)
-    block = torch.cat([torch.cat([wr, wi], dim=2), torch.cat([-wi, wr], dim=2)], dim=1)  # (k, 2 C_in, 2 C_out)
-    y = torch.bmm(spec, block)  # (k, B·P, [Re Y_o, Im Y_o])
-    y = y.reshape(k, B * P, 2, O).permute(1, 3, 2, 0).reshape(B * P * O, 2 * k)  # rows (b, p, o), [re j, im j]
-    out = y @ torch.cat([gc, gs], dim=1).T  # (B·P·C_out, M)
-    return out.reshape(B, P, O, M).permute(0, 3, 2, 1)  # (B, M, C_out, P)
+    rfft_m, irfft_m, c = dft if dft is not None else tuple(t.to(h.device) if torch.is_tensor(t) else t
+                                                           for t in dft_matrices(M, k))
+    spec = (rfft_m @ h.float().reshape(M, N * C * P)).view(-1, N, C, P)  # (k + |c|, N, C, P)
+    x_re, x_im = spec[:k], spec[k:]
+    parts = [_mix(x_re, w_re.float())]  # Σ W_re Re X over every mode
+    if len(x_im):
+        w_re_c, w_im_c = w_re[..., c].float(), w_im[..., c].float()
+        parts += [_mix(x_re[c], w_im_c) + _mix(x_im, w_re_c), _mix(x_im, w_im_c)]  # Im Y_c; W_im Im X_c
+    y = torch.cat(parts).reshape(-1, N * O * P)  # (k + 2|c|, N·C_out·P)
+    return (irfft_m @ y).view(M, N, O, P)
 
 
 class TemporalConv(nn.Module):
@@ -78,7 +101,8 @@ class TemporalConv(nn.Module):
     Args:
         channels: C (C_in = C_out: a residual layer).
         M: the number of output times; k = ``modes`` ≤ M//2 + 1.
-    Shapes: h: (B·M, C) or (B·M, C, H, W) -> the same; computed in float32, returned in h's dtype.
+    Shapes: h: (M·N, C) or (M·N, C, H, W), time-major (row m·N + n: sample n at time m) -> the same; computed in
+    float32, returned in h's dtype.
     """
 
     def __init__(self, channels: int, M: int, modes: int) -> None:
@@ -90,16 +114,15 @@ class TemporalConv(nn.Module):
         w = scale * torch.randn(channels, channels, modes, dtype=torch.cfloat)
         self.weight_re = nn.Parameter(w.real.clone())
         self.weight_im = nn.Parameter(w.imag.clone())
-        for name, t in zip(("fc", "fs", "gc", "gs"), dft_matrices(M, modes)):
-            self.register_buffer(name, t, persistent=False)
+        rfft_m, irfft_m, self.complex_modes = dft_matrices(M, modes)
+        self.register_buffer("rfft", rfft_m, persistent=False)
+        self.register_buffer("irfft", irfft_m, persistent=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         rows, C = h.shape[:2]
-        B = rows // self.M
-        flat = h.reshape(B, self.M, C, -1)  # (B, M, C, P): P positions (1 for vectors, H·W for images)
+        flat = h.reshape(self.M, rows // self.M, C, -1)  # (M, N, C, P): P positions (1 for vectors, H·W for images)
         with torch.autocast(device_type=h.device.type, enabled=False):
-            k = spectral_mix(flat, self.weight_re.float(), self.weight_im.float(), self.M,
-                             (self.fc, self.fs, self.gc, self.gs))  # (B, M, C, P) float32
+            k = spectral_mix(flat, self.weight_re, self.weight_im, self.M, (self.rfft, self.irfft, self.complex_modes))
             out = flat.float() + F.leaky_relu(k, LEAKY_SLOPE)
         return out.reshape(h.shape).to(h.dtype)
 
@@ -177,11 +200,11 @@ class DSNOStudent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, D = x.shape
-        rows = x.repeat_interleave(self.M, dim=0)  # (B·M, D): row b·M + m
-        t = self.times.to(x.dtype).repeat(B)  # (B·M,)
-        out = self.backbone(rows, t).reshape(B, self.M, D)  # F_m
-        x_T = rows.reshape(B, self.M, D)
-        return self.sigma[None, :, None].to(x.dtype) * x_T + self.alpha[None, :, None].to(x.dtype) * out  # (B, M, D)
+        rows = x.repeat(self.M, 1)  # (M·B, D), time-major: row m·B + b
+        t = self.times.to(x.dtype).repeat_interleave(B)  # (M·B,)
+        out = self.backbone(rows, t).reshape(self.M, B, D)  # F_m
+        states = self.sigma[:, None, None].to(x.dtype) * x + self.alpha[:, None, None].to(x.dtype) * out
+        return states.transpose(0, 1)  # (B, M, D)
 
 
 def quadratic_indices(steps: int, M: int) -> list[int]:

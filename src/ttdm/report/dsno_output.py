@@ -4,6 +4,8 @@
   data floor first and the sampler floor last; ``dsno_{dataset}_display.csv`` the same cells;
 - ``dsno_ablation.tex``: the ablation students (M, temporal convolution): one-step quality, per-sample error
   against the teacher, forward time against the backbone, parameters;
+- ``dsno_error.tex``: every student against its teacher: per-sample error (mean ± std over seeds, median, the end
+  points' RMS) and the forward time of student and backbone at each timed batch size;
 - ``dsno_targets.tex``: the targets, met or not;
 - ``dsno_samples.pdf``: per dataset, the main student's one-step samples beside the teacher's ODE end points from
   the same held-out noises (dsno-eval's pairs);
@@ -66,29 +68,84 @@ def ablation_table(abl: pd.DataFrame, batch_sizes: list[int]) -> str:
     return booktabs(header, rows, align="lrl" + "r" * (len(header) - 3))
 
 
+def error_table(evals: pd.DataFrame, batch_sizes: list[int]) -> str:
+    """Per student: dataset, model, M, per-sample error (mean ± std, median), the end points' RMS, and per timed
+    batch size the student's and the backbone's forward time (ms) with their ratio."""
+    if not len(evals):
+        return ""
+    header = (["Dataset", "Student", "$M$", "Error", "Median", "End RMS"]
+              + [f"Student / backbone, $B = {b}$ (ms)" for b in batch_sizes])
+    rows = []
+    for _, r in evals.iterrows():
+        times = []
+        for b in batch_sizes:
+            s, k = r.get(f"student_ms_b{b}"), r.get(f"backbone_ms_b{b}")
+            times.append(f"{_cell(s)} / {_cell(k)} (${fmt_number(s / k)}\times$)" if pd.notna(s) and pd.notna(k)
+                         else "--")
+        rows.append([f"\\texttt{{{tex_escape(r['dataset'])}}}", f"\\texttt{{{tex_escape(r['model'])}}}",
+                     str(int(r["M"])),
+                     _cell(r.get("error_mean"), r.get("error_mean_std")), _cell(r.get("error_median")),
+                     _cell(r.get("end_rms"))] + times)
+    return booktabs(header, rows, align="llr" + "r" * (len(header) - 3))
+
+
+IMAGE_PAIRS = 8  # image data: the first 8 (teacher, student) pairs
+
+
+def _image_strip(teacher: np.ndarray, student: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The first :data:`IMAGE_PAIRS` teacher end points (top row) over the student's samples from the same noises
+    (bottom row), channel 0, one pixel of gap: (2 H + 1, n (W + 1) − 1)."""
+    _, H, W = shape
+    n = min(IMAGE_PAIRS, len(teacher))
+    strip = np.full((2 * H + 1, n * (W + 1) - 1), np.nan)
+    for i in range(n):
+        for row, x in enumerate((teacher, student)):
+            strip[row * (H + 1): row * (H + 1) + H, i * (W + 1): i * (W + 1) + W] = x[i].reshape(shape)[0]
+    return strip
+
+
+def _is_image(path: PathLike) -> bool:
+    with np.load(path) as f:
+        return "image_shape" in f and len(f["image_shape"]) == 3
+
+
 def plot_samples(pairs: list[dict[str, Any]]):
-    """One panel per entry {dataset, model, seed, path}: the teacher's ODE end points (grey) and the student's
-    one-step samples from the same noises (colour), joined by a segment each; the first two coordinates."""
+    """One panel per entry {dataset, model, seed, path}: for vectors, the teacher's ODE end points (grey) and the
+    student's one-step samples from the same noises (colour), joined by a segment each (the first two coordinates);
+    for images, the first teacher end points over the student's samples (pixel values clipped to [−1, 1])."""
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
     from ttdm.report import style
 
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(style.TEXT_WIDTH_IN, 2.4), squeeze=False)
+        widths = [2.0 if _is_image(e["path"]) else 1.0 for e in pairs] or [1.0]
+        fig, axes = plt.subplots(1, len(widths), figsize=(style.TEXT_WIDTH_IN, 2.4), squeeze=False,
+                                 gridspec_kw={"width_ratios": widths})
+        handles, labels = [], []
         for ax, e in zip(axes[0], pairs):
             with np.load(e["path"]) as f:
-                student, teacher = f["student"][:, :2], f["teacher"][:, :2]
+                student, teacher = f["student"], f["teacher"]
+                shape = tuple(int(v) for v in f["image_shape"]) if "image_shape" in f else ()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if len(shape) == 3:
+                ax.imshow(_image_strip(teacher, student, shape), cmap="gray_r", vmin=-1, vmax=1,
+                          interpolation="nearest")
+                ax.set_title(f"{e['dataset']} ({e['model']})")
+                ax.set_ylabel("DSNO    teacher", fontsize="small")
+                continue
+            student, teacher = student[:, :2], teacher[:, :2]
             ax.add_collection(LineCollection(np.stack([teacher, student], axis=1), colors="0.75", linewidths=0.4))
             ax.scatter(teacher[:, 0], teacher[:, 1], s=3, color="0.5", label="teacher ODE end point")
             ax.scatter(student[:, 0], student[:, 1], s=3, color=style.color_of(e["model"]), label="DSNO, 1 NFE")
             ax.set_title(f"{e['dataset']} ({e['model']})")
             ax.set_aspect("equal", adjustable="datalim")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
-        fig.legend(handles, labels, loc="lower center", ncol=2, markerscale=3)
+            if not handles:
+                handles, labels = ax.get_legend_handles_labels()
+        fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1))
+        if handles:
+            fig.legend(handles, labels, loc="lower center", ncol=2, markerscale=3)
     return fig
 
 
@@ -119,6 +176,7 @@ def write_dsno(entries: list[dict[str, Any]], eval_entries: list[dict[str, Any]]
     write("dsno_summary.csv", table)
     write("dsno_eval.csv", eval_seed)
     write("dsno_error.csv", evals)
+    write("dsno_error.tex", error_table(evals, batch_sizes))
     write("dsno_ablation.csv", abl)
     write("dsno_ablation.tex", ablation_table(abl, batch_sizes))
     write("dsno_cost.csv", costs)

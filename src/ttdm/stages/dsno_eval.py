@@ -8,7 +8,8 @@ the teacher's ODE end points for the same held-out noises, and its forward time 
 - size: the parameters of the student and of the teacher's denoiser.
 
 Writes a long CSV (metric, value), its spec beside it (.spec.json) and the first ``n_pairs`` (one-step sample,
-teacher end point) pairs (.npz: ``student``, ``teacher``, (n_pairs, D)) for the report's figure.
+teacher end point) pairs (.npz: ``student``, ``teacher``, (n_pairs, D); ``image_shape``, (C, H, W) for images or
+empty) for the report's figure.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 
 from ttdm.io import atomic_write, device_info, resolve_device, save_json
+from ttdm.methods.dsno import every_mth
 from ttdm.models.embeddings import count_parameters
 from ttdm.runs import load_run
 
@@ -54,8 +56,8 @@ def dsno_eval(spec: dict[str, Any], run_dir: str | Path, teacher_dir: str | Path
         torch.set_num_threads(int(spec["threads"]))
     run, teacher = load_run(run_dir, device), load_run(teacher_dir, device)
     student, backbone = run.parts["student"], teacher.parts["denoiser"]
-    with np.load(trajectories) as f:
-        held = torch.from_numpy(f["eval"]).float().to(device)  # (n_eval, M+1, D)
+    with np.load(trajectories) as f:  # (n_eval, M+1, D): the student's states of a file of traj_M = c·M times
+        held = torch.from_numpy(every_mth(f["eval"], student.M)).float().to(device)
     x_T, target = held[:, 0], held[:, 1:]
     with torch.no_grad():
         pred = torch.cat([student(x_T[lo: lo + 256]) for lo in range(0, len(x_T), 256)])  # (n_eval, M, D)
@@ -76,7 +78,8 @@ def dsno_eval(spec: dict[str, Any], run_dir: str | Path, teacher_dir: str | Path
     out = Path(out)
     atomic_write(out, lambda p: table.to_csv(p, index=False))
     n_pairs = int(spec.get("n_pairs", 200))
-    pairs = {"student": pred[:n_pairs, -1].cpu().numpy(), "teacher": target[:n_pairs, -1].cpu().numpy()}
+    pairs = {"student": pred[:n_pairs, -1].cpu().numpy(), "teacher": target[:n_pairs, -1].cpu().numpy(),
+             "image_shape": np.array(run.image_shape or (), dtype=np.int64)}  # (C, H, W) of image data, else ()
 
     def write_pairs(p: Path) -> None:
         with open(p, "wb") as fh:
