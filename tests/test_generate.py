@@ -101,3 +101,29 @@ def test_registered_samplers_use_one_evaluation_per_step(run_dir: Path, tmp_path
     for kind, steps in (("ddpm", 50), ("ddim", 5), ("ddim", 10)):
         record = generate(make_gen_spec(kind, kind, steps), run_dir, tmp_path / f"{kind}_{steps}.npz")
         assert record["nfe"] == steps
+
+
+def test_clip_x0_in_the_spec_clips_the_data_prediction_of_generic_samplers(run_dir: Path, tmp_path: Path) -> None:
+    plain = load_after(generate(make_gen_spec("ddim", "ddim", 10), run_dir, tmp_path / "p.npz"), tmp_path / "p.npz")
+    spec = {**make_gen_spec("ddim", "ddim", 10), "clip_x0": [-0.05, 0.05]}
+    clipped = load_after(generate(spec, run_dir, tmp_path / "c.npz"), tmp_path / "c.npz")
+    assert np.abs(plain).max() > 0.1  # the toy run's samples leave the range...
+    assert np.abs(clipped).max() <= 0.05 + 1e-6  # ...and DDIM's last step returns the clipped x̂_0
+
+
+def load_after(record: dict, path: Path) -> np.ndarray:
+    assert record["nfe"] == 10  # clipping costs no network evaluation
+    return load(path)
+
+
+def test_sample_specs_clip_pixel_data_only() -> None:
+    from ttdm.config import load_config
+    from ttdm.config.specs import sample_spec
+    from ttdm.methods import METHODS
+
+    config = load_config("config.yaml")
+    assert sample_spec(config, "digits", 0, "ddim_10")["clip_x0"] == [-1.0, 1.0]
+    assert "clip_x0" not in sample_spec(config, "8gaussians", 0, "ddim_10")  # mixtures: unbounded, unchanged spec
+    config["sampling"]["clip_x0"] = False
+    assert "clip_x0" not in sample_spec(config, "digits", 0, "ddim_10")
+    assert METHODS.get("ddpm").denoises_data and not METHODS.get("latent_ddpm").denoises_data  # latents: never

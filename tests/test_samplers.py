@@ -218,3 +218,76 @@ def test_sampler_errors(kind, knobs, match):
     steps = knobs.pop("steps", 10)
     with pytest.raises(ValueError, match=match):
         SAMPLERS.get(kind)(Denoiser(lambda x, t: x, schedule), torch.zeros(2, 2), steps, **knobs)
+
+
+# ---- x̂_0 clipping for pixel data (diffusers' clip_sample) -------------------------------------------------------------
+WIDE = 2.0  # data N(0, WIDE² I): the exact x̂_0 often leaves [−1, 1], so the clipping acts
+
+
+def wide_eps(schedule):
+    def model(x, t):
+        alpha, sigma = schedule.alpha_sigma(torch.round(t * schedule.T - 1).long())
+        alpha, sigma = alpha.to(x.dtype)[:, None], sigma.to(x.dtype)[:, None]
+        return sigma * x / (alpha**2 * WIDE**2 + sigma**2)
+
+    return model
+
+
+def clipping_reference(cls, schedule, spacing, **kw):
+    ref = cls(num_train_timesteps=schedule.T, trained_betas=schedule.betas.float().numpy(), clip_sample=True,
+              clip_sample_range=1.0, prediction_type="epsilon", timestep_spacing=spacing, **kw)
+    ref.alphas_cumprod = schedule.alphas_cumprod.clone()
+    return ref
+
+
+@pytest.mark.parametrize("cfg", SCHEDULES, ids=["linear", "cosine"])
+@pytest.mark.parametrize("steps", [10, 50])
+def test_clipped_ddim_matches_diffusers_clip_sample(cfg, steps):
+    from ttdm.samplers import clip_x0
+
+    schedule = make_schedule(cfg)
+    model = wide_eps(schedule)
+    ref = clipping_reference(DDIMScheduler, schedule, "trailing", set_alpha_to_one=True)
+    ref.set_timesteps(steps)
+    x_T = randn((64, 2), 3)
+    ours = SAMPLERS.get("ddim")(clip_x0(Denoiser(model, schedule), -1.0, 1.0), x_T, steps, spacing="trailing")
+    x, clipped = x_T, 0
+    for i in ref.timesteps:
+        eps = model(x, at(schedule, i, x))
+        out = ref.step(eps, i, x, eta=0.0, use_clipped_model_output=True)
+        a, s = schedule.alpha_sigma(int(i))
+        clipped += int(((x - s * eps) / a).abs().gt(1).sum())
+        x = out.prev_sample
+    assert clipped > 0  # the clipping acted
+    assert torch.allclose(ours, x, atol=1e-9, rtol=0)
+    assert ours.abs().max() <= 1.0 + 1e-12  # the last step returns the clipped x̂_0
+    plain = SAMPLERS.get("ddim")(Denoiser(model, schedule), x_T, steps, spacing="trailing")
+    assert plain.abs().max() > 1.5  # without clipping the wide data leave the range
+
+
+@pytest.mark.parametrize("cfg", SCHEDULES, ids=["linear", "cosine"])
+@pytest.mark.parametrize("steps,spacing", [(1000, "trailing"), (50, "trailing")])
+def test_clipped_ddpm_matches_diffusers_clip_sample(cfg, steps, spacing):
+    from ttdm.samplers import clip_x0
+
+    schedule = make_schedule(cfg)
+    model = wide_eps(schedule)
+    ref = clipping_reference(DDPMScheduler, schedule, spacing, variance_type="fixed_small")
+    ref.set_timesteps(steps)
+    x_T = randn((32, 2), 4)
+    ours = SAMPLERS.get("ddpm")(clip_x0(Denoiser(model, schedule), -1.0, 1.0), x_T, steps,
+                                generator=torch.Generator().manual_seed(5), variance="fixed_small", spacing=spacing)
+    x, gen = x_T, torch.Generator().manual_seed(5)
+    for i, prev in step_pairs(schedule.T, steps, spacing):
+        out = ref.step(model(x, at(schedule, i, x)), i, x, generator=gen)
+        x = out.pred_original_sample if prev < 0 else out.prev_sample
+    assert torch.allclose(ours, x, atol=1e-9, rtol=0)
+    assert ours.abs().max() <= 1.0 + 1e-12
+
+
+def test_clip_x0_refuses_an_empty_range():
+    from ttdm.samplers import clip_x0
+
+    schedule = make_schedule(SCHEDULES[0])
+    with pytest.raises(ValueError, match="low < high"):
+        clip_x0(Denoiser(exact_eps(schedule), schedule), 1.0, -1.0)

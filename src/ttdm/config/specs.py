@@ -84,16 +84,22 @@ def run_spec(config: dict[str, Any], dataset: str, model: str, seed: int) -> dic
     }
 
 
+PIXEL_RANGES = {"digits": (-1.0, 1.0)}  # dataset kinds whose rows are pixels in a known range (ttdm.data.digits)
+
+
 def sample_spec(config: dict[str, Any], dataset: str, seed: int, setting: str) -> dict[str, Any]:
     """Spec of the sampling job of one run and one setting (the model and schedule come from the run's model.pt).
 
-    It holds that setting's sampler only, so adding a setting to the config changes no existing job's spec.
+    It holds that setting's sampler only, so adding a setting to the config changes no existing job's spec.  For a
+    dataset of :data:`PIXEL_RANGES` (unless ``sampling.clip_x0`` is false) it holds ``clip_x0``, the range a
+    denoiser's x̂_0 is clipped to (:func:`ttdm.samplers.clip_x0`).
     """
     name, steps = split_setting(setting)
     sampler = dict(config["sampling"]["samplers"][name])
     kind = sampler.pop("kind")
     knobs = {k: v for k, v in sampler.items() if k not in ("steps", "methods")}
-    return {
+    clip = PIXEL_RANGES.get(config["datasets"][dataset]["kind"]) if config["sampling"].get("clip_x0", True) else None
+    return {**({"clip_x0": list(clip)} if clip else {}),
         "seed": int(seed),
         "setting": setting,
         "sampler": name,

@@ -87,6 +87,7 @@ class Method:
     trains: ClassVar[bool] = True  # False: nothing to train; its runs take 0 steps (the config sets steps to 0)
     archs: ClassVar[tuple[str, ...] | None] = None  # the model archs it can train (None: any)
     data_likelihood: ClassVar[bool] = True  # False: its bound/ODE would be in another space (latents): no likelihood job
+    denoises_data: ClassVar[bool] = True  # its denoiser's x is a data row (False: latents): x̂_0 clipping may apply
 
     def __init__(self, options: Any, ctx: Context) -> None:
         self.options = options

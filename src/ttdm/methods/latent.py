@@ -53,6 +53,7 @@ class LatentDDPM(DDPM):
 
     Options: ClassVar[type] = LatentOptions
     data_likelihood: ClassVar[bool] = False
+    denoises_data: ClassVar[bool] = False  # it denoises latents: no x̂_0 clipping to the pixel range
 
     def __init__(self, options: LatentOptions, ctx: Context) -> None:
         self.data_dim = ctx.dim

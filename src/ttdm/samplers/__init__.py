@@ -39,3 +39,35 @@ class Denoiser:
 
     def __call__(self, x, t):  # type: ignore[no-untyped-def]
         return self.eps(x, t)
+
+
+def clip_x0(denoiser: Denoiser, low: float, high: float) -> Denoiser:
+    """The same denoiser with its data prediction clipped to [``low``, ``high``] (diffusers' ``clip_sample``, for
+    pixel data whose range is known):
+
+        x̂_0 = (x − σ_t ε)/α_t,   ε_c = (x − α_t clamp(x̂_0, low, high))/σ_t,
+
+    so every generic sampler sees the clipped x̂_0: the DDPM posterior mean equals diffusers' ``DDPMScheduler`` with
+    ``clip_sample=True``, DDIM its ``DDIMScheduler`` with ``clip_sample=True`` and ``use_clipped_model_output=True``,
+    DPM-Solver++ uses clipped data predictions (static thresholding).  α_t, σ_t come from the denoiser's schedule: a
+    discrete table's exact entry at the step of t = (i + 1)/T (the samplers' own), a continuous γ's value at t.  Shapes: x (B, D), t (B,) -> (B, D).
+    """
+    import torch
+
+    if not low < high:
+        raise ValueError(f"x̂_0 clipping needs low < high, got [{low}, {high}]")
+    schedule = denoiser.schedule
+
+    def alpha_sigma(t: Any) -> tuple[Any, Any]:
+        if getattr(schedule, "T", None):  # a discrete table: its exact entry at the nearest step i, t = (i + 1)/T
+            i = torch.round(t.double().cpu() * schedule.T - 1).long().clamp(0, schedule.T - 1)
+            return schedule.alpha_sigma(i)
+        return schedule.alpha_sigma_at(t)
+
+    def eps(x, t):  # type: ignore[no-untyped-def]
+        e = denoiser(x, t)
+        alpha, sigma = (v.to(x.device, x.dtype)[:, None] for v in alpha_sigma(t))
+        x0 = ((x - sigma * e) / alpha).clamp(low, high)
+        return (x - alpha * x0) / sigma
+
+    return Denoiser(eps, schedule)

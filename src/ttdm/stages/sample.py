@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ttdm.io import atomic_write, device_info, resolve_device, save_json, spec_hash
-from ttdm.samplers import SAMPLERS, protocol_of
+from ttdm.samplers import SAMPLERS, clip_x0, protocol_of
 from ttdm.runs import load_run
 
 
@@ -71,7 +71,8 @@ def generate(spec: dict[str, Any], run_dir: str | Path, out: str | Path) -> dict
 
     Args:
         spec: {"seed", "setting" (NAME_STEPS), "sampler" (NAME), "kind", "steps", "knobs", "n_samples",
-            "batch_size", "device", "threads"}.
+            "batch_size", "device", "threads"} and, for pixel data, "clip_x0": [low, high], the range that a
+            denoiser's x̂_0 is clipped to (:func:`ttdm.samplers.clip_x0`; methods that denoise latents skip it).
         out: the ``.npz`` to write; the record goes beside it with suffix ``.json``.
     Writes (atomically) ``out`` (array "x": (N, D) float32) and ``out.json`` ({"dataset", "model", "seed" of the
     run, "key", "sampler", "kind", "steps", "nfe", "n", "wall_s", "time_per_sample_s", "device", "spec"}).
@@ -92,6 +93,8 @@ def generate(spec: dict[str, Any], run_dir: str | Path, out: str | Path) -> dict
         raise ValueError(f"sampler {spec['sampler']!r} ({spec['kind']}, {steps} steps) cannot sample "
                          f"{run_dir}: {problem}")
     obj, counters = counted(run, protocol)
+    if spec.get("clip_x0") and protocol == "denoiser" and run.method.denoises_data:
+        obj = clip_x0(obj, *spec["clip_x0"])  # pixel data: x̂_0 clipped to its range (diffusers' clip_sample)
     generator = torch.Generator(device=device).manual_seed(sampler_seed(int(spec["seed"]), spec["sampler"], steps))
     chunks = []
     _sync(device)
