@@ -537,3 +537,17 @@ def test_the_samples_figure_shows_image_pairs_as_images_and_vectors_as_points(tm
     image_ax, point_ax = fig.axes[:2]
     assert len(image_ax.images) == 1 and not image_ax.collections
     assert len(point_ax.collections) == 3 and not point_ax.images  # segments and two scatters
+
+
+def test_the_comparison_table_gives_quality_precision_recall_and_size_with_the_floor_first() -> None:
+    from ttdm.report.dsno_output import compare_table
+
+    table, *_ = _rows(flat_hq=50.0)
+    table = table.assign(precision=0.8, recall=0.7)
+    display, tex = compare_table(table[table["shown"]], {"hq_percent": 99.0, "precision": 0.99, "recall": 0.97},
+                                 {"ddpm": "ancestral", "ddim": "DDIM", "dsno": "one pass"})
+    assert list(display.columns) == ["Model (method)", "Sampler", "NFE", "HQ (%)", "Prec.", "Rec.", "Params"]
+    assert list(display.iloc[0]) == ["data floor", "--", "--", "$99.0$", "$0.990$", "$0.970$", "--"]
+    student = display[display["Model (method)"].str.contains("textbf")]
+    assert len(student) == 2 and set(student["NFE"]) == {"1"} and set(student["Prec."]) == {"$0.800$"}
+    assert "\\textbf{\\texttt{mlp-dsno} (DSNO)}" in tex

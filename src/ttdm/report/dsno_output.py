@@ -33,10 +33,14 @@ PathLike = Any
 
 def compare_table(table: pd.DataFrame, floor: dict[str, float], labels: dict[str, str]) -> tuple[pd.DataFrame, str]:
     """One dataset's table in seed 003's form: model (method), sampler, NFE, quality (the primary metric, with its
-    multiple of the data floor for a distance), parameters; the data floor first, the sampler floor last."""
+    multiple of the data floor for a distance), precision and recall (on the classifier's features for the
+    digits), parameters; the data floor first, the sampler floor last."""
     primary = table["primary"].iloc[0]
-    header = ["Model (method)", "Sampler", "NFE", TABLE_COLUMNS.get(primary, primary), "Params"]
-    rows = [["data floor", "--", "--", _cell(floor.get(primary)), "--"]]
+    kind = {"hq_percent": "mixture", "fd": "classified"}.get(primary, "other")
+    pr = [tri.COLUMNS[kind][0][0], tri.COLUMNS[kind][1][0]]  # precision, recall
+    header = (["Model (method)", "Sampler", "NFE", TABLE_COLUMNS.get(primary, primary)]
+              + [TABLE_COLUMNS.get(m, m) for m in pr] + ["Params"])
+    rows = [["data floor", "--", "--", _cell(floor.get(primary))] + [_cell(floor.get(m)) for m in pr] + ["--"]]
     shown = table[table["shown"]]
     order = list(dict.fromkeys(shown["model"]))
     shown = shown.assign(_order=shown["model"].map({m: i for i, m in enumerate(order)}) + shown["reference"] * 1e6)
@@ -46,11 +50,11 @@ def compare_table(table: pd.DataFrame, floor: dict[str, float], labels: dict[str
             quality += f" ($\\times {fmt_number(r[primary] / floor[primary])}$)"
         name = "sampler floor" if r["reference"] else model_cell(r)
         name = f"\\textbf{{{name}}}" if r["method"] == "dsno" else name
-        rows.append([name, labels.get(r["sampler"], tex_escape(r["sampler"])), str(int(r["nfe"])), quality,
-                     _params(r.get("params"))])
+        rows.append([name, labels.get(r["sampler"], tex_escape(r["sampler"])), str(int(r["nfe"])), quality]
+                    + [_cell(r.get(m)) for m in pr] + [_params(r.get("params"))])
     display = pd.DataFrame(rows, columns=[h.replace("\\", "") for h in header])
     groups = [1, len(rows) - int(shown["reference"].sum())] if shown["reference"].any() else [1]
-    return display, booktabs(header, rows, align="llrrr", groups=groups)
+    return display, booktabs(header, rows, align="llrrrrr", groups=groups)
 
 
 def ablation_table(abl: pd.DataFrame, batch_sizes: list[int]) -> str:
