@@ -187,11 +187,11 @@ def _sampler_errors(config: dict[str, Any]) -> list[str]:
             if method not in METHODS:
                 errors.append(f"sampling.samplers.{name}.methods: unknown method {method!r}; "
                               f"allowed: {', '.join(METHODS.names())}")
-    seen = set()
+    seen: dict[tuple[str, str], None] = {}  # the grid's runs in config order (the examples below are stable)
     for dataset, model, _ in runs(config):
         if (dataset, model) in seen:
             continue
-        seen.add((dataset, model))
+        seen[(dataset, model)] = None
         method = training_for(config, dataset, model)["method"]
         for name, sampler in config["sampling"]["samplers"].items():
             if method not in (sampler.get("methods") or []):
@@ -205,7 +205,9 @@ def _sampler_errors(config: dict[str, Any]) -> list[str]:
     for name, sampler in config["sampling"]["samplers"].items():
         unused = [steps for steps in sampler["steps"] if (name, steps) not in applied]
         if unused and sampler.get("methods") is None:
-            d, m = next(iter(seen))
+            protocol = _protocol(sampler["kind"])  # the example: the first run whose method gives the protocol
+            d, m = next((r for r in seen if protocol in _method(training_for(config, *r)["method"]).provides),
+                        next(iter(seen)))
             why = sampler_problem(config, d, m, name, unused[0])
             errors.append(f"sampling.samplers.{name}.steps: {unused} sample no run of the grid"
                           + (f" (e.g. {m!r} on {d!r}: {why})" if why else ""))

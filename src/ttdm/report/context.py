@@ -42,14 +42,15 @@ def kv_text(params: dict[str, Any]) -> str:
     return ", ".join(f"{HPARAM_SYMBOLS.get(k, tex_escape(k))} = {tex_escape(v)}" for k, v in params.items())
 
 
-def clipped_datasets(config: dict[str, Any]) -> list[str]:
-    """The datasets (LaTeX) whose samples are drawn with x̂_0 clipped to their pixel range (``sampling.clip_x0``)."""
+def clipped_datasets(config: dict[str, Any], datasets: list[str]) -> list[str]:
+    """Those of ``datasets`` (LaTeX) whose samples are drawn with x̂_0 clipped to their pixel range
+    (``sampling.clip_x0``)."""
     from ttdm.config.specs import PIXEL_RANGES
 
     if not config.get("sampling", {}).get("clip_x0", True):
         return []
-    return [f"{tt(d)} (to $[{lo:g}, {hi:g}]$)" for d, entry in config.get("datasets", {}).items()
-            for lo, hi in [PIXEL_RANGES.get(entry.get("kind"), (None, None))] if lo is not None]
+    return [f"{tt(d)} (to $[{lo:g}, {hi:g}]$)" for d in datasets
+            for lo, hi in [PIXEL_RANGES.get(config["datasets"][d].get("kind"), (None, None))] if lo is not None]
 
 
 def setup_context(config: dict[str, Any], files: PaperFiles, training: pd.DataFrame | None) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def setup_context(config: dict[str, Any], files: PaperFiles, training: pd.DataFr
         "schedule": f"{tex_escape(schedule.pop('kind'))} ({kv_text(schedule)})" if schedule else None,
         "training": kv_text(config["training"]) if config.get("training") else None,
         "ema": config.get("training", {}).get("ema_decay") is not None,
-        "n_samples": sampling.get("n_samples"), "samplers": samplers, "clipped": clipped_datasets(config),
+        "n_samples": sampling.get("n_samples"), "samplers": samplers, "clipped": clipped_datasets(config, [d for d in datasets if files.meta_of(d) is not None]),
         "seeds": ", ".join(str(s) for s in config.get("seeds", [])), "n_seeds": len(config.get("seeds", [])),
         "metrics": [METRIC_TEXT.get(m, tt(m)) for m in config.get("metrics", {})],
         "counts": overview.counts(config), "grid_table": overview.grid_table(config),
