@@ -25,6 +25,7 @@ import pandas as pd
 
 from ttdm.report import dsno as ds
 from ttdm.report import trilemma as tri
+from ttdm.report.claims import tt
 from ttdm.report.tables import DISTANCE_METRICS, booktabs, fmt_number, tex_escape, write_table
 from ttdm.report.trilemma_output import TABLE_COLUMNS, _cell, _params, model_cell, targets_table
 
@@ -66,7 +67,7 @@ def ablation_table(abl: pd.DataFrame, batch_sizes: list[int]) -> str:
               + [f"Time / backbone ($B = {b}$)" for b in batch_sizes] + ["Params"])
     rows = []
     for _, r in abl.iterrows():
-        rows.append([f"\\texttt{{{tex_escape(r['model'])}}}", str(int(r["M"])), "yes" if r["temporal"] else "no",
+        rows.append([tt(r["model"]), str(int(r["M"])), "yes" if r["temporal"] else "no",
                      _cell(r["quality"], r["quality_std"]), _cell(r.get("error_mean"), r.get("error_mean_std"))]
                     + [_cell(r.get(f"time_ratio_b{b}")) for b in batch_sizes] + [_params(r.get("params"))])
     return booktabs(header, rows, align="lrl" + "r" * (len(header) - 3))
@@ -86,8 +87,7 @@ def error_table(evals: pd.DataFrame, batch_sizes: list[int]) -> str:
             s, k = r.get(f"student_ms_b{b}"), r.get(f"backbone_ms_b{b}")
             times.append(f"{_cell(s)} / {_cell(k)} (${fmt_number(s / k)}\times$)" if pd.notna(s) and pd.notna(k)
                          else "--")
-        rows.append([f"\\texttt{{{tex_escape(r['dataset'])}}}", f"\\texttt{{{tex_escape(r['model'])}}}",
-                     str(int(r["M"])),
+        rows.append([tt(r["dataset"]), tt(r["model"]), str(int(r["M"])),
                      _cell(r.get("error_mean"), r.get("error_mean_std")), _cell(r.get("error_median")),
                      _cell(r.get("end_rms"))] + times)
     return booktabs(header, rows, align="llr" + "r" * (len(header) - 3))

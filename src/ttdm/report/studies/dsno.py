@@ -241,10 +241,7 @@ def setup_table(config: dict[str, Any]) -> str:
     times), temporal convolution, trajectories (count and DDIM steps), training steps, batch, learning rate, seeds."""
     from ttdm.config.dsno import stored_times
     from ttdm.config.methods import resolved_training
-    from ttdm.report.tables import booktabs, tex_escape
-
-    def tt_cell(text: str) -> str:
-        return "\\texttt{" + tex_escape(text) + "}"
+    from ttdm.report.tables import booktabs
 
     wanted = {(e["dataset"], e["model"]) for e in entries(config)}
     seeds: dict[tuple[str, str], list[int]] = {}
@@ -255,7 +252,7 @@ def setup_table(config: dict[str, Any]) -> str:
     for (d, m), ss in seeds.items():
         t = resolved_training(config, d, m)
         stored = stored_times(t)
-        rows.append([tt_cell(d), tt_cell(m), tt_cell(t["teacher"]),
+        rows.append([tt(d), tt(m), tt(t["teacher"]),
                      str(t["M"]) + (f" (of {stored})" if stored != t["M"] else ""), "yes" if t["temporal"] else "no",
                      f"{t['n_traj']} + {t['n_eval']}", str(t["traj_steps"]), str(t["steps"]), str(t["batch_size"]),
                      f"{float(t['lr']):g}", str(len(ss))])
