@@ -348,3 +348,46 @@ def training_claims(training: pd.DataFrame) -> list[str]:
                           f"{tt(fastest)} are not separated (mean wall time per run {wall[0]}\\,s against "
                           f"{wall[1]}\\,s).")
     return claims
+
+
+def _finite(value: object) -> bool:
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def missed_targets(targets: pd.DataFrame | None, noun: str = "runs") -> list[str]:
+    """The targets of a study's table (columns text, met, value, threshold; model and dataset when it has them) that
+    are not met, one phrase per target: what, for which model on which dataset, the value against the limit.  A
+    target missed by several rows is one phrase that names them (``noun``: what they are) and gives the range of
+    their values."""
+    if targets is None or not len(targets):
+        return []
+    out = []
+    for text, group in targets[targets["met"] != True].groupby("text", sort=False):  # noqa: E712
+        whom = [f"{tt(r['model'])} on {tt(r['dataset'])}" for _, r in group.iterrows()
+                if isinstance(r.get("model"), str) and r.get("model") and isinstance(r.get("dataset"), str)]
+        values = [float(v) for v in group["value"] if _finite(v)]
+        numbers = (f"${fmt_number(min(values))}$" if len(values) == 1 else
+                   f"${fmt_number(min(values))}$ to ${fmt_number(max(values))}$" if values else "")
+        limit = group["threshold"].iloc[0] if "threshold" in group else None
+        if numbers and _finite(limit):
+            numbers += f" against ${fmt_number(float(limit))}$"
+        if len(group) == 1:
+            out.append(text + (f" for {whom[0]}" if whom else "") + (f" ({numbers})" if numbers else ""))
+        else:
+            names = f"{', '.join(whom)}: " if whom else ""
+            out.append(f"{text} for {len(group)} {noun} ({names}{numbers})")
+    return out
+
+
+def target_summary(targets: pd.DataFrame | None, label: str, noun: str = "runs") -> list[str]:
+    """One sentence over a study's targets: how many are met (Table ``label``), and which are not
+    (:func:`missed_targets`); [] without targets."""
+    if targets is None or not len(targets):
+        return []
+    missed = missed_targets(targets, noun)
+    met = int((targets["met"] == True).sum())  # noqa: E712
+    text = f"{met} of {len(targets)} targets are met (Table~\\ref{{{label}}})"
+    return [text + ("; not met: " + "; ".join(missed) if missed else "") + "."]

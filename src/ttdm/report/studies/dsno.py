@@ -19,7 +19,8 @@ import pandas as pd
 
 from ttdm import config as cfg
 from ttdm.config.dsno import eval_path, students, trajectory_key, trajectory_path
-from ttdm.report.claims import SENTENCE_LABELS, separated, standard_error, tt
+from ttdm.report import claims
+from ttdm.report.claims import SENTENCE_LABELS, separated, standard_error, target_summary, tt
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.studies.trilemma import run_entries, sampler_kinds, sampler_labels
@@ -208,32 +209,12 @@ def error_findings(errors: pd.DataFrame | None, batch_sizes: list[int]) -> list[
 
 
 def missed_targets(targets: pd.DataFrame | None) -> list[str]:
-    """The targets not met, one phrase per target: what, for which student on which dataset (when it has one), the
-    value against the limit; a target missed by several students is one phrase with the range of their values."""
-    if targets is None:
-        return []
-    out = []
-    missed = targets[targets["met"] != True]  # noqa: E712
-    for text, group in missed.groupby("text", sort=False):
-        if len(group) == 1:
-            r = group.iloc[0]
-            where = (f" for {tt(r['model'])} on {tt(r['dataset'])}" if isinstance(r["model"], str) and r["model"]
-                     else "")
-            out.append(f"{text}{where} (${fmt_number(r['value'])}$ against ${fmt_number(r['threshold'])}$)")
-            continue
-        whom = ", ".join(f"{tt(r['model'])} on {tt(r['dataset'])}" for _, r in group.iterrows())
-        out.append(f"{text} for {len(group)} students ({whom}: ${fmt_number(group['value'].min())}$ to "
-                   f"${fmt_number(group['value'].max())}$ against ${fmt_number(group['threshold'].iloc[0])}$)")
-    return out
+    """The targets not met (:func:`ttdm.report.claims.missed_targets`), several students' misses as one phrase."""
+    return claims.missed_targets(targets, noun="students")
 
 
 def target_findings(targets: pd.DataFrame | None) -> list[str]:
-    if targets is None or not len(targets):
-        return []
-    missed = missed_targets(targets)
-    met = int((targets["met"] == True).sum())  # noqa: E712
-    text = f"{met} of {len(targets)} targets are met (Table~\\ref{{tab:dsno-targets}})"
-    return [text + ("; not met: " + "; ".join(missed) if missed else "") + "."]
+    return target_summary(targets, "tab:dsno-targets", noun="students")
 
 
 def setup_table(config: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ a ``performer`` block.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pandas as pd
 from ttdm import config as cfg
 from ttdm.config.performer import attention_of
 from ttdm.report import performer as perf
-from ttdm.report.claims import SENTENCE_LABELS, separated, standard_error, tt, words
+from ttdm.report.claims import SENTENCE_LABELS, missed_targets, separated, standard_error, target_summary, tt, words
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.tables import fmt_number
@@ -280,19 +279,7 @@ def scaling_findings(bench: pd.DataFrame | None, fits: pd.DataFrame | None, unet
 
 def target_findings(targets: pd.DataFrame | None) -> list[str]:
     """How many of the issue's targets are met, and which are not."""
-    if targets is None or not len(targets):
-        return []
-    missed = missed_targets(targets)
-    text = f"{len(targets) - len(missed)} of {len(targets)} targets are met (Table~\\ref{{tab:performer-targets}})"
-    return [text + ("; not met: " + "; ".join(missed) if missed else "") + "."]
-
-
-def missed_targets(targets: pd.DataFrame | None) -> list[str]:
-    """The targets not met, one phrase each (LaTeX)."""
-    if targets is None:
-        return []
-    return [f"{r['text']} (${fmt_number(r['value'])}$)" if isinstance(r["value"], float) and math.isfinite(r["value"])
-            else r["text"] for _, r in targets[targets["met"] != True].iterrows()]  # noqa: E712
+    return target_summary(targets, "tab:performer-targets")
 
 
 def _input(files: PaperFiles, name: str) -> pd.DataFrame | None:

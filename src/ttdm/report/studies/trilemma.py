@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ttdm import config as cfg
-from ttdm.report.claims import separated, tt
+from ttdm.report.claims import missed_targets, separated, target_summary, tt
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.tables import fmt_number
@@ -178,24 +178,9 @@ def diverged_findings(sub: pd.DataFrame, labels: dict[str, str]) -> list[str]:
             f"{EXPLODING:g} times the data floor): " + "; ".join(items) + "; these rows are not comparable."]
 
 
-def target_findings(targets: pd.DataFrame) -> list[str]:
+def target_findings(targets: pd.DataFrame | None) -> list[str]:
     """One sentence over the issue's targets: how many are met, and which are not."""
-    if targets is None or not len(targets):
-        return []
-    met = targets[targets["met"] == True]  # noqa: E712
-    missed = targets[targets["met"] != True]  # noqa: E712
-    text = f"{len(met)} of {len(targets)} targets are met (Table~\\ref{{tab:trilemma-targets}})"
-    if len(missed):
-        text += "; not met: " + "; ".join(missed_targets(missed))
-    return [text + "."]
-
-
-def missed_targets(targets: pd.DataFrame | None) -> list[str]:
-    """The targets not met, one phrase each: what, which model on which dataset, the value against the limit."""
-    if targets is None:
-        return []
-    return [f"{r['text']} for {tt(r['model'])} on {tt(r['dataset'])} ({fmt_number(r['value'])} "
-            f"against {fmt_number(r['threshold'])})" for _, r in targets[targets["met"] != True].iterrows()]  # noqa: E712
+    return target_summary(targets, "tab:trilemma-targets")
 
 
 def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
