@@ -551,3 +551,14 @@ def test_the_comparison_table_gives_quality_precision_recall_and_size_with_the_f
     student = display[display["Model (method)"].str.contains("textbf")]
     assert len(student) == 2 and set(student["NFE"]) == {"1"} and set(student["Prec."]) == {"$0.800$"}
     assert "\\textbf{\\texttt{mlp-dsno} (DSNO)}" in tex
+
+
+def test_the_limitations_count_target_rows_not_phrases() -> None:
+    import pandas as pd
+
+    from ttdm.report.claims import missed_targets, n_missed
+
+    rows = [{"text": "within 1.2x", "dataset": "25gaussians", "model": m, "value": v, "threshold": 1.2, "met": False}
+            for m, v in (("mlp", 1.3), ("resnet", 1.24))]
+    targets = pd.DataFrame(rows + [{**rows[0], "model": "tt", "value": 1.1, "met": True}])
+    assert len(missed_targets(targets)) == 1 and n_missed(targets) == 2 and n_missed(None) == 0

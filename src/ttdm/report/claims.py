@@ -391,3 +391,8 @@ def target_summary(targets: pd.DataFrame | None, label: str, noun: str = "runs")
     met = int((targets["met"] == True).sum())  # noqa: E712
     text = f"{met} of {len(targets)} targets are met (Table~\\ref{{{label}}})"
     return [text + ("; not met: " + "; ".join(missed) if missed else "") + "."]
+
+
+def n_missed(targets: pd.DataFrame | None) -> int:
+    """How many rows of a study's targets table are not met (:func:`missed_targets` groups them by target)."""
+    return 0 if targets is None else int((targets["met"] != True).sum())  # noqa: E712

@@ -20,7 +20,7 @@ import pandas as pd
 from ttdm import config as cfg
 from ttdm.config.dsno import eval_path, students, trajectory_key, trajectory_path
 from ttdm.report import claims
-from ttdm.report.claims import SENTENCE_LABELS, separated, standard_error, target_summary, tt
+from ttdm.report.claims import SENTENCE_LABELS, n_missed, separated, standard_error, target_summary, tt
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.studies.trilemma import run_entries, sampler_kinds, sampler_labels
@@ -263,6 +263,7 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "ablation": study["ablation"],
         "figure": f"figures/{FIGURE}" if files.figure(FIGURE) is not None else None,
         "missed": missed_targets(targets),
+        "n_missed": n_missed(targets),
     }, "figure_files": [FIGURE] if files.figure(FIGURE) is not None else []}
 
 

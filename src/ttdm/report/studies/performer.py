@@ -25,7 +25,8 @@ import pandas as pd
 from ttdm import config as cfg
 from ttdm.config.performer import attention_of
 from ttdm.report import performer as perf
-from ttdm.report.claims import SENTENCE_LABELS, missed_targets, separated, standard_error, target_summary, tt, words
+from ttdm.report.claims import (SENTENCE_LABELS, missed_targets, n_missed, separated, standard_error, target_summary,
+                                 tt, words)
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.tables import fmt_number
@@ -320,6 +321,7 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "study": _study(config),
         "redraw_every": config["models"][performer].get("redraw_every"),
         "missed": missed_targets(files.csv("performer_targets")),
+        "n_missed": n_missed(files.csv("performer_targets")),
     }, "figure_files": figures}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ttdm import config as cfg
-from ttdm.report.claims import missed_targets, separated, target_summary, tt
+from ttdm.report.claims import missed_targets, n_missed, separated, target_summary, tt
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.tables import fmt_number
@@ -201,6 +201,7 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "settings": shown_settings(config),
         "reference": reference(config) is not None,
         "missed": missed_targets(targets),
+        "n_missed": n_missed(targets),
     }, "figure_files": ["trilemma_pareto.pdf"] if figure is not None else []}
 
 
