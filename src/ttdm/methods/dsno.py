@@ -72,13 +72,14 @@ class OneStep:
         return self.student(x)
 
 
-def every_mth(states: np.ndarray, M: int) -> np.ndarray:
-    """The M + 1 states (x_T and M outputs) of a student of M from a trajectories array (n, S + 1, D) of S = c·M
-    stored outputs: every c-th state (the quadratic states of M are every c-th of those of c·M)."""
-    stored = states.shape[1] - 1
+def every_mth(states: np.ndarray, M: int, axis: int = 1) -> np.ndarray:
+    """The M + 1 states (x_T and M outputs) of a student of M from an array of S + 1 = c·M + 1 stored states along
+    ``axis`` (trajectories (n, S + 1, D); the (S + 1,) state and step indices with axis 0): every c-th state (the
+    quadratic states of M are every c-th of those of c·M)."""
+    stored = states.shape[axis] - 1
     if stored % M:
         raise ValueError(f"trajectories of {stored} stored times cannot serve a student of M = {M} (not a multiple)")
-    return states[:, :: stored // M]
+    return np.take(states, np.arange(0, stored + 1, stored // M), axis=axis)
 
 
 def output_steps(options: DSNOOptions, schedule: Any) -> tuple[list[int], list[int]]:
@@ -125,7 +126,7 @@ class DSNO(Method):
         if wrong:
             raise ValueError(f"{path}: trajectories of another teacher or setting ({wrong}: file, run); regenerate")
         with np.load(path) as f:
-            state, step = (every_mth(f[k][None, :, None], o.M)[0, :, 0] for k in ("state", "step"))
+            state, step = (every_mth(f[k], o.M, axis=0) for k in ("state", "step"))
             if list(state) != [0, *self.js] or list(step[1:]) != self.steps:
                 raise ValueError(f"{path}: states {list(state)} are not the quadratic indices {[0, *self.js]}")
             train, held = (torch.from_numpy(every_mth(f[k], o.M)).float().to(self.ctx.device)
