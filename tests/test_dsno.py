@@ -562,3 +562,77 @@ def test_the_limitations_count_target_rows_not_phrases() -> None:
             for m, v in (("mlp", 1.3), ("resnet", 1.24))]
     targets = pd.DataFrame(rows + [{**rows[0], "model": "tt", "value": 1.1, "met": True}])
     assert len(missed_targets(targets)) == 1 and n_missed(targets) == 2 and n_missed(None) == 0
+
+
+# ---- forward times measured on another device (dsno.device_timings) -------------------------------------------------
+def _device_csv(tmp_path: Path) -> Path:
+    import pandas as pd
+
+    rows = [{"dataset": "8gaussians", "model": m, "M": 4, "temporal": temporal, "batch": b, "student_ms": s,
+             "backbone_ms": 1.0, "ratio": s, "params_student": 5e6, "params_backbone": 8e5, "device": "cuda",
+             "gpu": "NVIDIA H200", "torch": "2.11", "config": "workflow/presets/full.yaml"}
+            for m, temporal, ratios in (("mlp-dsno", True, (6.5, 1.5)), ("mlp-dsno-flat", False, (1.4, 2.6)))
+            for b, s in zip((1, 10000), ratios)]
+    path = tmp_path / "dsno_forward.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    pd.DataFrame([{"dataset": "8gaussians", "model": "mlp-dsno", "part": part, "batch_size": 1024, "step_ms": ms,
+                   "device": "cuda"} for part, ms in (("student", 11.7), ("teacher", 3.6))]).to_csv(
+        tmp_path / "dsno_forward_train.csv", index=False)
+    return path
+
+
+def test_device_timings_give_a_forward_time_target_per_batch_a_table_and_a_finding(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from ttdm.report import dsno as ds
+    from ttdm.report.dsno_output import device_table
+    from ttdm.report.studies import dsno as study
+
+    devices = ds.device_timings([_device_csv(tmp_path)])
+    assert set(devices["device_name"]) == {"NVIDIA H200"}
+    assert devices.loc[devices["model"] == "mlp-dsno", "student_step_ms"].iloc[0] == pytest.approx(11.7)
+    table, evals, abl, _ = _rows(flat_hq=50.0)
+    main = table[table["model"].isin(["mlp", "mlp-dsno"])]
+    targets = ds.targets(main, evals, abl, main="ddpm_1000", batch_sizes=[1], devices=devices)
+    on_gpu = targets[targets["target"].str.endswith("on NVIDIA H200")].set_index("target")
+    assert list(on_gpu["model"]) == ["mlp-dsno", "mlp-dsno"]  # the comparison's student only, one row per batch
+    assert not on_gpu.loc["forward time <= 1.6x the backbone at batch 1 on NVIDIA H200", "met"]
+    assert on_gpu.loc["forward time <= 1.6x the backbone at batch 10000 on NVIDIA H200", "met"]
+    tex = device_table(devices)
+    assert "$6.50\\times$" in tex and "$11.7$ / $3.60$" in tex and "\t" not in tex
+    assert "Device" not in tex and study._device_names(devices) == "NVIDIA H200"  # one device: named in the caption
+    two = pd.concat([devices, devices.assign(device_name="cpu")])
+    assert "Device" in device_table(two) and study._device_names(two) == "NVIDIA H200 and cpu"
+    text = " ".join(study.device_findings(devices))
+    assert "On the NVIDIA H200, at the sizes of \\texttt{workflow/presets/full.yaml}" in text
+    assert "$6.50\\times$ at $B = 1$ (without the temporal convolution $1.40\\times$)" in text
+    assert "$1.50\\times$ at $B = 10000$ (without the temporal convolution $2.60\\times$)" in text
+
+
+def test_a_device_timing_file_of_another_kind_or_missing_is_refused(tmp_path: Path, quick_config) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    from ttdm.config import ConfigError, validate_config
+    from ttdm.report import dsno as ds
+
+    wrong = tmp_path / "other.csv"
+    pd.DataFrame({"dataset": ["x"], "ratio": [1.0]}).to_csv(wrong, index=False)
+    with pytest.raises(ValueError, match=r"other\.csv: not a dsno_forward_bench\.py table \(missing columns model"):
+        ds.device_timings([wrong])
+    quick_config["dsno"]["device_timings"] = ["nowhere/dsno_forward.csv"]
+    with pytest.raises(ConfigError, match=r"dsno\.device_timings\[0\]: 'nowhere/dsno_forward\.csv' does not exist"):
+        validate_config(quick_config)
+
+
+def test_the_error_table_writes_times_not_a_tab() -> None:
+    import pandas as pd
+
+    from ttdm.report.dsno_output import error_table
+    from ttdm.report.tables import write_table
+
+    evals = pd.DataFrame([{"dataset": "8gaussians", "model": "mlp-dsno", "M": 4, "error_mean": 0.1, "error_median": 0.1,
+                           "end_rms": 1.0, "student_ms_b1": 2.0, "backbone_ms_b1": 1.0}])
+    tex = error_table(evals, [1])
+    assert "($2.00\\times$)" in tex and "\t" not in tex
+    with pytest.raises(ValueError, match=r"x\.tex: the LaTeX holds control characters '\\t'"):
+        write_table("x.tex", "$2\times$")

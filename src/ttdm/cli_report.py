@@ -115,6 +115,7 @@ def cmd_dsno_report(args: argparse.Namespace) -> None:
                          ablation=spec["dsno"]["ablation"], main=main_setting(spec),
                          batch_sizes=list(spec["dsno"].get("batch_sizes", [1])), models=spec["dsno"]["models"],
                          datasets=spec["dsno"]["datasets"], cost_files=study.inputs_of(spec)["costs"],
+                         device_files=spec["dsno"].get("device_timings", []),
                          pairs=[{**e, "path": e["eval"][: -len(".csv")] + ".npz"} for e in study.eval_entries(spec)],
                          out_tables=args.out / "tables", out_figures=args.out / "figures")
     check_written(declared(spec, "dsno-report"), written, "ttdm dsno-report")

@@ -70,6 +70,7 @@ if DSNO:
             evals=DSNO_INPUTS["evals"],
             pairs=DSNO_INPUTS["pairs"],
             costs=DSNO_INPUTS["costs"],  # the benchmark files of the jobs the students add: their seconds
+            devices=DSNO_INPUTS["devices"],  # forward times measured on other devices (dsno.device_timings)
         output:
             tables=[f for f in DSNO if "/tables/" in f],
             pdf=[f for f in DSNO if f.endswith(".pdf")],

@@ -12,6 +12,7 @@ student's train job, which then retrains.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 METHOD = "dsno"
@@ -85,7 +86,7 @@ def dsno_errors(config: dict[str, Any]) -> list[str]:
       quadratic states, within the schedule);
       ``n_val`` ≤ ``n_eval``;
     - the block's datasets and models are trained by the grid, its ablation models are students on its dataset,
-      its settings are configured.
+      its settings are configured, its ``device_timings`` files exist.
     """
     from ttdm.config.grid import block_for, runs
     from ttdm.config.methods import _method, resolved_training
@@ -135,4 +136,7 @@ def dsno_errors(config: dict[str, Any]) -> list[str]:
     keys = [f"{name}_{n}" for name, s in config["sampling"]["samplers"].items() for n in s["steps"]]
     errors += [f"dsno.settings: {k!r} is not a configured setting; allowed: {', '.join(keys)}"
                for k in study.get("settings", []) if k not in keys]
+    errors += [f"dsno.device_timings[{i}]: {f!r} does not exist (a CSV of scripts/dsno_forward_bench.py, relative to "
+               f"the working directory {os.getcwd()})" for i, f in enumerate(study.get("device_timings", []))
+               if not os.path.isfile(f)]
     return errors

@@ -10,7 +10,8 @@
   their one-step quality, per-sample error and forward-time ratio;
 - the targets of issue 13, each met or not: DSNO at 1 NFE within 1.5× of its teacher's primary metric (at the main
   setting) on the 2-D mixtures; the temporal convolution beats the same student without it (same M and training
-  steps); the student's forward pass ≤ 1.6× the backbone's (at each timed batch size).
+  steps); the student's forward pass ≤ 1.6× the backbone's (at each timed batch size, and on every device of
+  ``dsno.device_timings``: CSVs of ``scripts/dsno_forward_bench.py``, e.g. measured on a GPU).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pandas as pd
 from ttdm.io import load_json
 from ttdm.report import trilemma as tri
 from ttdm.report.claims import higher_is_better
+from ttdm.report.tables import tex_escape
 
 PathLike = str | os.PathLike
 QUALITY_LIMIT = 1.5  # DSNO's primary metric within this factor of its teacher's
@@ -93,6 +95,30 @@ def ablation(table: pd.DataFrame, evals: pd.DataFrame, dataset: str, models: lis
     return pd.DataFrame(out)
 
 
+DEVICE_COLUMNS = ["dataset", "model", "M", "temporal", "batch", "student_ms", "backbone_ms", "ratio", "device", "gpu"]
+
+
+def device_timings(files: Iterable[PathLike]) -> pd.DataFrame:
+    """The forward times measured elsewhere (``scripts/dsno_forward_bench.py``: one row per student and batch B),
+    each with ``source`` (its file), ``device_name`` (the GPU's name, else the device) and, from the
+    ``*_train.csv`` beside it when there is one, ``student_step_ms`` and ``teacher_step_ms`` (one training step)."""
+    tables = []
+    for f in files:
+        t = pd.read_csv(f)
+        missing = [c for c in DEVICE_COLUMNS if c not in t]
+        if missing:
+            raise ValueError(f"{f}: not a dsno_forward_bench.py table (missing columns {', '.join(missing)})")
+        t = t.assign(source=str(f), device_name=[g if isinstance(g, str) and g else d
+                                                 for g, d in zip(t["gpu"], t["device"])])
+        train = str(f)[: -len(".csv")] + "_train.csv"
+        if os.path.exists(train):
+            steps = pd.read_csv(train).pivot_table(index=["dataset", "model"], columns="part", values="step_ms")
+            steps.columns = [f"{c}_step_ms" for c in steps.columns]
+            t = t.merge(steps.reset_index(), on=["dataset", "model"], how="left")
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=DEVICE_COLUMNS + ["device_name"])
+
+
 def job_seconds(files: Iterable[PathLike]) -> pd.DataFrame:
     """Stage and seconds (column ``s``) of every Snakemake benchmark file (benchmarks/{stage}/...)."""
     rows = []
@@ -103,10 +129,12 @@ def job_seconds(files: Iterable[PathLike]) -> pd.DataFrame:
 
 
 def targets(table: pd.DataFrame, evals: pd.DataFrame, abl: pd.DataFrame, *, main: str,
-            batch_sizes: list[int], costs: pd.DataFrame | None = None) -> pd.DataFrame:
+            batch_sizes: list[int], costs: pd.DataFrame | None = None,
+            devices: pd.DataFrame | None = None) -> pd.DataFrame:
     """The issue's targets, one row each: target, text (LaTeX), dataset, model, value, threshold, met, note.  The
     cost target reads ``costs`` (:func:`job_seconds`): the jobs' seconds over ``COST_CORES`` cores, a lower bound
-    of the wall time they add (perfect packing)."""
+    of the wall time they add (perfect packing).  ``devices`` (:func:`device_timings`) adds the forward-time target
+    on each device measured there, for the students that have a one-step row in ``table``."""
     rows = []
     if costs is not None and len(costs):
         total = float(costs["s"].sum())
@@ -143,6 +171,15 @@ def targets(table: pd.DataFrame, evals: pd.DataFrame, abl: pd.DataFrame, *, main
                              "met": bool(ratio <= TIME_LIMIT),
                              "note": f"{float(e[f'student_ms_b{b}'].iloc[0]):.3g} vs "
                                      f"{float(e[f'backbone_ms_b{b}'].iloc[0]):.3g} ms"})
+        if devices is not None and len(devices):
+            for _, r in devices[(devices["dataset"] == s["dataset"]) & (devices["model"] == s["model"])].iterrows():
+                rows.append({"target": f"forward time <= {TIME_LIMIT}x the backbone at batch {int(r['batch'])} on "
+                                       f"{r['device_name']}",
+                             "text": f"forward pass within ${TIME_LIMIT:g}\\times$ the backbone's (batch "
+                                     f"{int(r['batch'])}, {tex_escape(r['device_name'])})",
+                             "dataset": s["dataset"], "model": s["model"], "value": float(r["ratio"]),
+                             "threshold": TIME_LIMIT, "met": bool(r["ratio"] <= TIME_LIMIT),
+                             "note": f"{r['student_ms']:.3g} vs {r['backbone_ms']:.3g} ms ({r['source']})"})
     if len(abl):
         for _, flat in abl[~abl["temporal"]].iterrows():
             same = abl[abl["temporal"] & (abl["M"] == flat["M"])]

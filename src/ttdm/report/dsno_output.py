@@ -6,6 +6,8 @@
   against the teacher, forward time against the backbone, parameters;
 - ``dsno_error.tex``: every student against its teacher: per-sample error (mean ± std over seeds, median, the end
   points' RMS) and the forward time of student and backbone at each timed batch size;
+- ``dsno_device.tex``: the forward times measured on other devices (``dsno.device_timings``: e.g. a GPU, at the
+  sizes of the config the script read), per student and batch, with one training step of student and teacher;
 - ``dsno_targets.tex``: the targets, met or not;
 - ``dsno_samples.pdf``: per dataset, the main student's one-step samples beside the teacher's ODE end points from
   the same held-out noises (dsno-eval's pairs);
@@ -85,12 +87,38 @@ def error_table(evals: pd.DataFrame, batch_sizes: list[int]) -> str:
         times = []
         for b in batch_sizes:
             s, k = r.get(f"student_ms_b{b}"), r.get(f"backbone_ms_b{b}")
-            times.append(f"{_cell(s)} / {_cell(k)} (${fmt_number(s / k)}\times$)" if pd.notna(s) and pd.notna(k)
+            times.append(f"{_cell(s)} / {_cell(k)} (${fmt_number(s / k)}\\times$)" if pd.notna(s) and pd.notna(k)
                          else "--")
         rows.append([tt(r["dataset"]), tt(r["model"]), str(int(r["M"])),
                      _cell(r.get("error_mean"), r.get("error_mean_std")), _cell(r.get("error_median")),
                      _cell(r.get("end_rms"))] + times)
     return booktabs(header, rows, align="llr" + "r" * (len(header) - 3))
+
+
+def device_table(devices: pd.DataFrame) -> str:
+    """Per student (and device, when there are several): M, temporal convolution, parameters (student / backbone),
+    for each batch B the student's and the backbone's forward time (ms) with their ratio, and one training step of
+    each (ms, at their training batch) when measured."""
+    if not len(devices):
+        return ""
+    batches = sorted(int(b) for b in devices["batch"].unique())
+    several = devices["device_name"].nunique() > 1
+    steps = "student_step_ms" in devices and "teacher_step_ms" in devices
+    header = ((["Device"] if several else []) + ["Dataset", "Student", "$M$", "Temp.", "Params"]
+              + [f"$B = {b}$ (ms)" for b in batches] + (["Train step (ms)"] if steps else []))
+    rows = []
+    for (device, dataset, model), g in devices.groupby(["device_name", "dataset", "model"], sort=False):
+        r = g.iloc[0]
+        by_b = {int(x["batch"]): x for _, x in g.iterrows()}
+        times = [f"{_cell(by_b[b]['student_ms'])} / {_cell(by_b[b]['backbone_ms'])} "
+                 f"(${fmt_number(by_b[b]['ratio'])}\\times$)" if b in by_b else "--" for b in batches]
+        params = (f"{_params(r.get('params_student'))} / {_params(r.get('params_backbone'))}"
+                  if "params_student" in r else "--")
+        rows.append(([tex_escape(device)] if several else [])
+                    + [tt(dataset), tt(model), str(int(r["M"])), "yes" if r["temporal"] else "no", params] + times
+                    + ([f"{_cell(r.get('student_step_ms'))} / {_cell(r.get('teacher_step_ms'))}"] if steps else []))
+    fixed = 6 if several else 5
+    return booktabs(header, rows, align="l" * fixed + "r" * (len(header) - fixed))
 
 
 IMAGE_PAIRS = 8  # image data: the first 8 (teacher, student) pairs
@@ -157,7 +185,7 @@ def write_dsno(entries: list[dict[str, Any]], eval_entries: list[dict[str, Any]]
                labels: dict[str, str], floor_files: Iterable[PathLike], *, shown: Iterable[str], reference: str | None,
                ablation: dict[str, Any], main: str, batch_sizes: list[int], models: list[str],
                datasets: list[str], cost_files: Iterable[PathLike] = (), pairs: list[dict[str, Any]] = (),
-               out_tables: Path, out_figures: Path) -> list[Path]:
+               device_files: Iterable[PathLike] = (), out_tables: Path, out_figures: Path) -> list[Path]:
     """Every file of the study (see the module docstring); returns the paths written.  ``models``, ``datasets``:
     the comparison's (``dsno.models``, ``dsno.datasets``): the per-dataset tables and the quality and time targets are theirs; the
     ablation's other students appear in the CSVs and the ablation table only."""
@@ -167,7 +195,8 @@ def write_dsno(entries: list[dict[str, Any]], eval_entries: list[dict[str, Any]]
     abl = ds.ablation(table, evals, ablation["dataset"], ablation["models"])
     main_rows = table[table["model"].isin(models) & table["dataset"].isin(datasets)]
     costs = ds.job_seconds(cost_files)
-    targets = ds.targets(main_rows, evals, abl, main=main, batch_sizes=batch_sizes, costs=costs)
+    devices = ds.device_timings(device_files)
+    targets = ds.targets(main_rows, evals, abl, main=main, batch_sizes=batch_sizes, costs=costs, devices=devices)
     floors = {Path(f).parent.name: tri._long(f) for f in floor_files}
     out_tables = Path(out_tables)
     out_tables.mkdir(parents=True, exist_ok=True)
@@ -184,6 +213,8 @@ def write_dsno(entries: list[dict[str, Any]], eval_entries: list[dict[str, Any]]
     write("dsno_ablation.csv", abl)
     write("dsno_ablation.tex", ablation_table(abl, batch_sizes))
     write("dsno_cost.csv", costs)
+    write("dsno_device.csv", devices)
+    write("dsno_device.tex", device_table(devices))
     write("dsno_targets.csv", targets)
     write("dsno_targets.tex", targets_table(targets))
     for dataset, sub in main_rows.groupby("dataset", sort=False):

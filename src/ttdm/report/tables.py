@@ -368,10 +368,20 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def write_table(path: PathLike, content: pd.DataFrame | str) -> Path:
-    """Write a study's output atomically: a DataFrame as CSV (no index), a string as text (a LaTeX table)."""
+    r"""Write a study's output atomically: a DataFrame as CSV (no index), a string as text (a LaTeX table).
+
+    A LaTeX string with a control character is refused: it comes from a backslash that Python read as an escape
+    (``"\\times"`` written ``"\times"`` is a tab and "imes"), which LaTeX would print without complaint."""
     if isinstance(content, pd.DataFrame):
         return _write_csv(Path(path), content)
+    bad = sorted({repr(c) for c in content if c in CONTROL_CHARACTERS})
+    if bad:
+        raise ValueError(f"{path}: the LaTeX holds control characters {', '.join(bad)} (an unescaped backslash in a "
+                         f"Python string, e.g. \\t of \\times); write the backslash twice or use a raw string")
     return _write_text(Path(path), content)
+
+
+CONTROL_CHARACTERS = frozenset("\a\b\t\v\f\r")  # what "\a", "\b", "\t", "\v", "\f", "\r" become in a Python string
 
 
 def split_setting(key: str) -> tuple[str, int]:

@@ -24,10 +24,11 @@ from ttdm.report.claims import SENTENCE_LABELS, n_missed, separated, standard_er
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
 from ttdm.report.studies.trilemma import run_entries, sampler_kinds, sampler_labels
-from ttdm.report.tables import fmt_number
+from ttdm.report.tables import fmt_number, tex_escape
 
 TABLES = ("dsno.csv", "dsno_summary.csv", "dsno_eval.csv", "dsno_error.csv", "dsno_error.tex", "dsno_ablation.csv",
-          "dsno_ablation.tex", "dsno_cost.csv", "dsno_targets.csv", "dsno_targets.tex")
+          "dsno_ablation.tex", "dsno_cost.csv", "dsno_device.csv", "dsno_device.tex", "dsno_targets.csv",
+          "dsno_targets.tex")
 FIGURE = "dsno_samples.pdf"
 
 
@@ -99,15 +100,28 @@ def cost_files(config: dict[str, Any]) -> list[str]:
     return files
 
 
+def device_files(config: dict[str, Any]) -> list[str]:
+    """The forward times measured on other devices (``dsno.device_timings``: CSVs of scripts/dsno_forward_bench.py,
+    committed with the repository) and the training-step CSV beside each one that has it."""
+    from pathlib import Path
+
+    files = []
+    for f in _study(config).get("device_timings", []):
+        train = f[: -len(".csv")] + "_train.csv"
+        files += [f] + ([train] if Path(train).exists() else [])
+    return files
+
+
 def inputs_of(config: dict[str, Any]) -> dict[str, list[str]]:
     """The files ``ttdm dsno-report`` reads: the runs' files, the data floors, the dsno-eval CSVs, the benchmark
-    files of the jobs the students add (:func:`cost_files`)."""
+    files of the jobs the students add (:func:`cost_files`), the device timings (:func:`device_files`)."""
     es = entries(config)
     files = [f for e in es for f in (*e["metrics"], e["train"], *e["needs"], e["likelihood"]) if f]
     return {"files": list(dict.fromkeys(files)),
             "floors": [f"results/metrics/{d}/floor.csv" for d in dict.fromkeys(e["dataset"] for e in es)],
             "evals": [e["eval"] for e in eval_entries(config)],
-            "pairs": [e["eval"][: -len(".csv")] + ".npz" for e in eval_entries(config)], "costs": cost_files(config)}
+            "pairs": [e["eval"][: -len(".csv")] + ".npz" for e in eval_entries(config)], "costs": cost_files(config),
+            "devices": device_files(config)}
 
 
 def eval_spec(config: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +222,43 @@ def error_findings(errors: pd.DataFrame | None, batch_sizes: list[int]) -> list[
             "(Table~\\ref{tab:dsno-error}, with the per-sample errors against the teacher's end points)."]
 
 
+def device_findings(devices: pd.DataFrame | None) -> list[str]:
+    """Per device measured elsewhere: the range of the students' forward-time ratios at each batch, with and
+    without the temporal convolution (Table dsno-device)."""
+    if devices is None or not len(devices):
+        return []
+    out = []
+    for device, g in devices.groupby("device_name", sort=False):
+        parts = []
+        for b, gb in g.groupby("batch", sort=True):
+            temporal, flat = gb[gb["temporal"].astype(bool)], gb[~gb["temporal"].astype(bool)]
+            if not len(temporal):
+                continue
+            lo, hi = temporal["ratio"].min(), temporal["ratio"].max()
+            span = f"${fmt_number(lo)}\\times$" + ("" if lo == hi else f" to ${fmt_number(hi)}\\times$")
+            text = f"{span} at $B = {int(b)}$"
+            if len(flat):
+                text += f" (without the temporal convolution ${fmt_number(flat['ratio'].min())}\\times$)"
+            parts.append(text)
+        if parts:
+            out.append(f"On the {tex_escape(device)}, at the sizes of \\texttt{{{tex_escape(_config_of(g))}}} and "
+                       f"untrained weights, a student's forward pass takes " + "; ".join(parts)
+                       + " its backbone's time (Table~\\ref{tab:dsno-device}).")
+    return out
+
+
+def _device_names(devices: pd.DataFrame | None) -> str:
+    """The devices of Table dsno-device, for its caption ("NVIDIA H200", "A and B")."""
+    if devices is None or not len(devices):
+        return ""
+    names = [tex_escape(str(n)) for n in dict.fromkeys(devices["device_name"])]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _config_of(devices: pd.DataFrame) -> str:
+    return str(devices["config"].iloc[0]) if "config" in devices and devices["config"].notna().any() else "the config"
+
+
 def missed_targets(targets: pd.DataFrame | None) -> list[str]:
     """The targets not met (:func:`ttdm.report.claims.missed_targets`), several students' misses as one phrase."""
     return claims.missed_targets(targets, noun="students")
@@ -252,12 +303,15 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
     batch_sizes = list(study.get("batch_sizes", [1]))
     findings = (target_findings(targets) + comparison_findings(summary, study["datasets"], sampler_labels(config),
                                                                    study["models"])
-                + ablation_findings(files.csv("dsno_ablation")) + error_findings(files.csv("dsno_error"), batch_sizes))
+                + ablation_findings(files.csv("dsno_ablation")) + error_findings(files.csv("dsno_error"), batch_sizes)
+                + device_findings(files.csv("dsno_device")))
     return {"dsno": {
         "findings": findings,
         "datasets": [{"name": d, "table": tables.get(f"dsno_{d}")} for d in study["datasets"]],
         "ablation_table": tables.get("dsno_ablation") or None,
         "error_table": tables.get("dsno_error") or None,
+        "device_table": tables.get("dsno_device") or None,
+        "device_names": _device_names(files.csv("dsno_device")),
         "setup_table": setup_table(config),
         "targets_table": tables.get("dsno_targets"),
         "ablation": study["ablation"],
