@@ -152,6 +152,10 @@ def test_grid_and_specs(tiny_config):
     assert cfg.sampling_keys(config) == ["ddpm_200", "ddim_5", "ddim_20"]
     assert cfg.main_setting(config) == "ddpm_200"
     assert set(cfg.bench_spec(config)["models"]) == {"mlp", "unet", "tt-als"}  # paper.main_models
+    bench = cfg.bench_spec(config)["models"]  # each model timed at its own training batch and learning rate
+    for model, dataset in (("unet", "digits"), ("mlp", "8gaussians")):
+        training = cfg.run_spec(config, dataset, model, 0 if model == "mlp" else 1)["training"]
+        assert (bench[model]["batch_size"], bench[model]["lr"]) == (training["batch_size"], training["lr"])
     complexity = cfg.complexity_spec(config)["models"]
     assert complexity["tt-rgd"]["optimizer"] == "rgd" and complexity["tt-rgd"]["n_fit"] == 500
     assert set(complexity) == {m for _, m, _ in cfg.runs(config)} - {"sampler-floor"}  # nothing trained there
@@ -374,3 +378,10 @@ def test_cache_misses_on_a_changed_input(quick_config, tmp_path):
     with pytest.raises(ConfigError):
         validate_config(quick_config, cache_dir=cache_dir)
     assert len(list(cache_dir.glob("config-*.json"))) == 1
+
+
+def test_bench_times_the_unet_at_its_own_batch_not_the_config_default(quick_config):
+    config = validate_config(quick_config)
+    unet = cfg.bench_spec(config)["models"]["unet"]
+    assert unet["batch_size"] == cfg.run_spec(config, "digits", "unet", 0)["training"]["batch_size"] == 64
+    assert config["training"]["batch_size"] != 64

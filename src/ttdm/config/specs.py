@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ttdm.config.grid import block_for, main_models, n_eval, runs
+from ttdm.config.grid import block_for, main_models, n_eval, runs, training_for
 from ttdm.config.methods import resolved_training
 from ttdm.config.schema import ConfigError, validate_config
 
@@ -127,7 +127,6 @@ def likelihood_spec(config: dict[str, Any], dataset: str | None = None, model: s
 def likelihood_runs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(dataset, model, seed) of every run whose method provides a denoiser on the data (not latents), except the runs
     of grid blocks with ``likelihood: false`` (none without a likelihood block; ``likelihood: elbo`` runs have one)."""
-    from ttdm.config.grid import training_for
     from ttdm.methods import METHODS
 
     if not config.get("likelihood"):
@@ -188,15 +187,19 @@ def bench_spec(config: dict[str, Any]) -> dict[str, Any]:
     """Spec of the benchmark job: each main model (:func:`main_models`) on the first dataset it is trained on, every
     sampler setting.
 
-    ``models`` maps a model name to ``{"arch", "model_cfg", "dataset"}``; the benchmark reads that dataset's
-    meta.json (dimension, image shape) and train.npy.
+    ``models`` maps a model name to ``{"arch", "model_cfg", "dataset", "batch_size", "lr"}``: its training batch and
+    learning rate on that dataset (the digits U-Net trains at its own batch, not the config's default); the
+    benchmark reads that dataset's meta.json (dimension, image shape).
     """
     models: dict[str, Any] = {}
     chosen = set(main_models(config))
     for dataset, model, _ in runs(config):
         if model not in models and model in chosen:
             model_cfg = dict(config["models"][model])
-            models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset}
+            training = training_for(config, dataset, model)  # merged keys only: a dry run imports no torch
+            models[model] = {"arch": model_cfg.pop("arch"), "model_cfg": model_cfg, "dataset": dataset,
+                             "batch_size": int(training.get("batch_size", config["training"].get("batch_size", 256))),
+                             "lr": float(training.get("lr", config["training"].get("lr", 1e-3)))}
     return {
         **config["bench"],
         "models": models,

@@ -47,12 +47,13 @@ def _timed(fn: Callable[[], Any], device: str) -> float:
 
 
 def bench_training(model: torch.nn.Module, dim: int, spec: dict[str, Any], device: str) -> dict[str, float]:
-    """Optimiser steps per second of the DDPM objective (Adam, random data of the right shape), median of repeats."""
+    """Optimiser steps per second of the DDPM objective (Adam at ``spec["lr"]``, random data of the right shape,
+    ``spec["batch_size"]`` rows), median of repeats."""
     ctx = Context(spec={"schedule": spec["schedule"]}, dim=dim, image_shape=None, device=device)
     method = DDPM(RegressionOptions(), ctx)
     opt = torch.optim.Adam(model.parameters(), lr=spec["lr"])
     gen = torch.Generator(device=device).manual_seed(spec["seed"])
-    x0 = torch.randn(spec["batch_size"], dim, generator=gen, device=device)
+    x0 = torch.randn(int(spec["batch_size"]), dim, generator=gen, device=device)
 
     def steps() -> None:
         for _ in range(spec["train_steps"]):
@@ -169,8 +170,9 @@ def run_benchmarks(spec: dict[str, Any], out_dir: str | Path, meta_files: Iterab
             continue
         keys = {"model": name, "dataset": entry["dataset"]}
         models.append({**keys, "arch": entry["arch"], "dim": dim, "n_params": n_params})
-        train.append({**keys, "batch_size": spec["batch_size"], "steps": spec["train_steps"],
-                      **bench_training(model, dim, spec, device), **where})
+        own = {**spec, "batch_size": entry.get("batch_size", spec["batch_size"]), "lr": entry.get("lr", spec["lr"])}
+        train.append({**keys, "batch_size": own["batch_size"], "steps": spec["train_steps"],
+                      **bench_training(model, dim, own, device), **where})
         model.eval()
         sampling += [{**keys, **row, "implementation": "ttdm", **where}
                      for row in bench_sampling(model, dim, spec, device)]
