@@ -13,8 +13,8 @@ backward and Adam at the run's batch size; median of ``--train-repeats``), which
 training jobs repeat.  Use it on a GPU machine that cannot run the whole chain (teacher, trajectories, student).
 
 Writes ``--out`` (default results/bench/dsno_forward.csv): dataset, model, M, temporal, batch, student_ms,
-backbone_ms, ratio, params_student, params_backbone, device, gpu, torch, config; and ``--out`` with suffix ``_train.csv``: dataset,
-model, part (student or teacher), batch_size, step_ms, device.
+backbone_ms, ratio, params_student, params_backbone, device, gpu, torch, config; and ``--out`` with suffix
+``_train.csv``: dataset, model, part (student or teacher), batch_size, step_ms, device.
 """
 
 from __future__ import annotations

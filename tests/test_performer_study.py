@@ -276,3 +276,44 @@ def test_config_refuses_models_the_grid_does_not_train_or_in_the_wrong_order() -
     message = errors_of(config)
     assert ("performer.models: 'unet-attentionperformer' on 'digits' is not sampled at the main setting 'ddim_20' "
             "(sampling.main)") in message
+
+
+def test_a_benchmark_measured_on_a_gpu_joins_the_tables_and_findings_under_its_name(tmp_path: Path) -> None:
+    files = synthetic_results(tmp_path / "results")
+    gpu = tmp_path / "h200"
+    for f in files["bench"]:  # the same curves, as if measured with --device cuda, a tenth of the time
+        t = pd.read_csv(f)
+        if "fwd_bwd_ms" in t:
+            t["fwd_bwd_ms"] /= 10
+        if "step_ms" in t:
+            t["step_ms"] /= 10
+        _write(gpu / f.name, t.assign(device="cuda").to_dict("records"))
+    (gpu / "nvidia_smi.csv").write_text("name, driver_version, memory.total [MiB]\nNVIDIA H200, 580.159.04, 143771 MiB\n")
+    tables = perf.read_device_bench(gpu)
+    assert set(tables["attention"]["device"]) == {"NVIDIA H200"} == set(tables["attention_unet"]["device"])
+    models = ["unet", "unet-attentionperformer"]
+    write_performer(files["entries"], files["errors"], files["bench"], None, models=models,
+                    out_tables=tmp_path / "tables", out_figures=tmp_path / "figures", device_folders=[gpu])
+    scaling = (tmp_path / "tables" / "performer_scaling.tex").read_text()
+    assert scaling.count("NVIDIA H200") == 4 and scaling.count("& cpu &") == 4  # one row per implementation each
+    assert "NVIDIA H200" in (tmp_path / "tables" / "performer_unet.tex").read_text()
+    targets = pd.read_csv(tmp_path / "tables" / "performer_targets.csv")
+    assert len(targets) == 5  # the targets stay this machine's
+    config = quick_config()
+    config["performer"]["device_benchmarks"] = [str(gpu)]
+    paper = PaperFiles(tables=list((tmp_path / "tables").iterdir()), inputs=files["bench"])
+    ctx = study.context(paper, config)["performer"]
+    on_gpu = [f for f in ctx["findings"] if f.startswith("On the NVIDIA H200")]
+    assert len(on_gpu) == 3 and "FAVOR+ is faster from $L = 128$ on" in on_gpu[0]  # time, memory, U-Net step
+    assert on_gpu[1].startswith("On the NVIDIA H200, the allocator's peak memory grows as")
+    assert not any("performer-pytorch" in f for f in on_gpu)  # compared with it on this machine only
+    assert any(f.startswith("Our FAVOR+ is not slower than performer-pytorch") for f in ctx["findings"])
+    assert ctx["other_devices"] == ["NVIDIA H200"]
+    assert str(gpu / "attention.csv") in study.inputs(config)
+
+
+def test_config_refuses_a_device_benchmark_folder_without_its_tables(tmp_path: Path) -> None:
+    config = raw_config()
+    config["performer"]["device_benchmarks"] = [str(tmp_path)]
+    assert (f"performer.device_benchmarks[0]: {str(tmp_path)!r} has no attention.csv or attention_fit.csv"
+            in errors_of(config))

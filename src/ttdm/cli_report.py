@@ -97,7 +97,8 @@ def cmd_performer_report(args: argparse.Namespace) -> None:
     files = study.inputs_of(args.spec)
     written = write_performer(study.entries(args.spec), study.error_files(args.spec), files["bench"],
                               files["complexity"][0] if files["complexity"] else None, models=study.models(args.spec),
-                              out_tables=args.out / "tables", out_figures=args.out / "figures")
+                              out_tables=args.out / "tables", out_figures=args.out / "figures",
+                              device_folders=(args.spec.get("performer") or {}).get("device_benchmarks", []))
     check_written(declared(args.spec, "performer-report"), written, "ttdm performer-report")
 
 

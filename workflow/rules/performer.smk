@@ -64,6 +64,7 @@ if PERFORMER:
             errors=PERFORMER_INPUTS["errors"],
             bench=PERFORMER_INPUTS["bench"],
             complexity=PERFORMER_INPUTS["complexity"],
+            devices=PERFORMER_INPUTS["devices"],  # the benchmark measured on other devices (performer.device_benchmarks)
         output:
             tables=[f for f in PERFORMER if "/tables/" in f],
             pdf=[f for f in PERFORMER if f.endswith(".pdf")],

@@ -3,6 +3,7 @@ attention (the Performer study, ``ttdm.report.studies.performer``)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 ROLES = ("softmax", "performer")  # the attention of performer.models[0] and performer.models[1]
@@ -18,7 +19,8 @@ def attention_of(model_cfg: dict[str, Any]) -> str:
 def performer_errors(config: dict[str, Any]) -> list[str]:
     """Every problem of ``performer`` in an expanded config, each naming its key: both models are U-Nets trained on
     the study's dataset with its seed by the grid and sampled at the main setting, the first with softmax attention
-    and the second with FAVOR+ (``performer``); ``explicit_max`` ≤ ``lengths_max``."""
+    and the second with FAVOR+ (``performer``); ``explicit_max`` ≤ ``lengths_max``; each ``device_benchmarks`` folder
+    holds the benchmark's attention.csv and attention_fit.csv."""
     from ttdm.config.methods import settings_for
     from ttdm.config.specs import main_setting
 
@@ -29,6 +31,12 @@ def performer_errors(config: dict[str, Any]) -> list[str]:
     if study.get("explicit_max", 0) > study.get("lengths_max", 0):
         errors.append(f"performer.explicit_max: {study['explicit_max']} must be ≤ performer.lengths_max "
                       f"{study['lengths_max']}")
+    for i, folder in enumerate(study.get("device_benchmarks", [])):
+        missing = [n for n in ("attention.csv", "attention_fit.csv") if not os.path.isfile(os.path.join(folder, n))]
+        if missing:
+            errors.append(f"performer.device_benchmarks[{i}]: {folder!r} has no {' or '.join(missing)} (a folder "
+                          f"written by scripts/attention_bench.py --results, relative to the working directory "
+                          f"{os.getcwd()})")
     dataset, seed = study["dataset"], study.get("seed", 0)
     trained = {(d, m, s) for block in config["grid"] for d in block["datasets"] for m in block["models"]
                for s in block.get("seeds") or config["seeds"]}

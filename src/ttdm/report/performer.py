@@ -181,3 +181,35 @@ def read_bench(files: Iterable[PathLike]) -> dict[str, pd.DataFrame | None]:
     """{"attention", "attention_fit", "attention_unet"}: the benchmark's tables by stem (None when not given)."""
     found = {Path(f).stem: pd.read_csv(f) for f in files}
     return {stem: found.get(stem) for stem in ("attention", "attention_fit", "attention_unet")}
+
+
+DEVICE_FILES = ("attention.csv", "attention_fit.csv", "attention_unet.csv", "nvidia_smi.csv")
+
+
+def device_files(folders: Iterable[PathLike]) -> list[str]:
+    """The files of the benchmark folders measured on other devices (``performer.device_benchmarks``) that exist."""
+    return [str(Path(d) / n) for d in folders for n in DEVICE_FILES if (Path(d) / n).is_file()]
+
+
+def read_device_bench(folder: PathLike) -> dict[str, pd.DataFrame | None]:
+    """One folder of ``performer.device_benchmarks``: its tables (:func:`read_bench`) with the device column
+    ("cuda") replaced by the GPU's name from nvidia_smi.csv (``nvidia-smi --query-gpu=name,... --format=csv``) when
+    the folder has it."""
+    folder = Path(folder)
+    tables = read_bench(folder / n for n in DEVICE_FILES[:3] if (folder / n).is_file())
+    smi = folder / "nvidia_smi.csv"
+    if smi.is_file():
+        name = str(pd.read_csv(smi, skipinitialspace=True)["name"].iloc[0]).strip()
+        tables = {k: None if t is None else t.assign(device=t["device"].replace("cuda", name))
+                  for k, t in tables.items()}
+    return tables
+
+
+def merge_bench(tables: Iterable[dict[str, pd.DataFrame | None]]) -> dict[str, pd.DataFrame | None]:
+    """The benchmark's tables of several devices, row-bound per table (None where no device has it)."""
+    tables = list(tables)
+    out: dict[str, pd.DataFrame | None] = {}
+    for stem in ("attention", "attention_fit", "attention_unet"):
+        parts = [t[stem] for t in tables if t.get(stem) is not None]
+        out[stem] = pd.concat(parts, ignore_index=True) if parts else None
+    return out

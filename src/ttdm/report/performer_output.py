@@ -173,9 +173,11 @@ def plot_errors(errors: pd.DataFrame, labels: dict[str, str]):
 
 def write_performer(entries: list[dict[str, Any]], error_files: dict[str, PathLike], bench_files: Iterable[PathLike],
                     complexity: PathLike | None, *, models: list[str], out_tables: Path,
-                    out_figures: Path) -> list[Path]:
+                    out_figures: Path, device_folders: Iterable[PathLike] = ()) -> list[Path]:
     """Every file of the study: performer.csv (per run), performer_summary.csv, performer_error.csv,
-    performer_targets.csv, the LaTeX tables and the two figures."""
+    performer_targets.csv, the LaTeX tables and the two figures.  The benchmarks of ``device_folders`` (other
+    devices, e.g. a GPU) join this machine's rows in the scaling and U-Net tables; the targets and the scaling
+    figure stay this machine's."""
     from ttdm.report.style import save_figure
 
     attention = {e["model"]: e["attention"] for e in entries}
@@ -199,10 +201,11 @@ def write_performer(entries: list[dict[str, Any]], error_files: dict[str, PathLi
     write("performer_error.csv", errors)
     write("performer_targets.csv", targets)
     write("performer_compare.tex", compare_table(summary, models))
-    write("performer_scaling.tex", scaling_table(bench["attention"], bench["attention_fit"]))
+    shown = perf.merge_bench([bench, *(perf.read_device_bench(d) for d in device_folders)])
+    write("performer_scaling.tex", scaling_table(shown["attention"], shown["attention_fit"]))
     write("performer_targets.tex", targets_table(targets))
     if bench["attention_unet"] is not None:
-        write("performer_unet.tex", unet_table(bench["attention_unet"]))
+        write("performer_unet.tex", unet_table(shown["attention_unet"]))
     labels = {m: f"{m} ({ATTENTION_LABELS.get(attention.get(m, ''), '')}-trained)" for m in models}
     written += save_figure(plot_scaling(bench["attention"], bench["attention_fit"]), out_figures, "attention_scaling")
     if len(errors):

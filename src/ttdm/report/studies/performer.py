@@ -29,7 +29,7 @@ from ttdm.report.claims import (SENTENCE_LABELS, missed_targets, n_missed, separ
                                  tt, words)
 from ttdm.report.files import PaperFiles
 from ttdm.report.studies import STUDIES, Study
-from ttdm.report.tables import fmt_number
+from ttdm.report.tables import fmt_number, tex_escape
 
 TABLES = ("performer.csv", "performer_summary.csv", "performer_error.csv", "performer_targets.csv",
           "performer_compare.tex", "performer_scaling.tex", "performer_targets.tex")
@@ -88,7 +88,12 @@ def inputs_of(config: dict[str, Any]) -> dict[str, list[str]]:
     es = entries(config)
     return {"files": [f for e in es for f in (e["train"], e["metrics"], e["likelihood"]) if f],
             "errors": list(error_files(config).values()), "bench": bench_files(config),
-            "complexity": [COMPLEXITY] if es else []}
+            "complexity": [COMPLEXITY] if es else [], "devices": device_inputs(config)}
+
+
+def device_inputs(config: dict[str, Any]) -> list[str]:
+    """The files of ``performer.device_benchmarks`` (benchmarks measured on other devices, kept in the repository)."""
+    return perf.device_files(_study(config).get("device_benchmarks", [])) if entries(config) else []
 
 
 def bench_spec(config: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +118,8 @@ def outputs(config: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def inputs(config: dict[str, Any]) -> list[str]:
-    """The benchmark's CSVs: the section's findings quote them."""
-    return bench_files(config) if entries(config) else []
+    """The benchmark's CSVs and those measured on other devices: the section's findings quote them."""
+    return bench_files(config) + device_inputs(config) if entries(config) else []
 
 
 # ---- findings -------------------------------------------------------------------------------------------------------
@@ -222,32 +227,9 @@ def _ms(bench: pd.DataFrame, name: str, length: int) -> float:
     return float(rows["fwd_bwd_ms"].iloc[0]) if len(rows) else float("nan")
 
 
-def scaling_findings(bench: pd.DataFrame | None, fits: pd.DataFrame | None, unet: pd.DataFrame | None) -> list[str]:
-    """Slopes, the crossover, the speed-up at the longest L, our FAVOR+ against performer-pytorch, the issue's
-    anchor lengths, and the U-Net steps on larger images."""
-    if bench is None or fits is None or not len(bench):
-        return []
-    out = []
-    f = lambda name, q, c="slope": perf.fit_value(fits, name, q, c)  # noqa: E731
-    first = bench.iloc[0]
-    top = int(bench[bench["implementation"] == "performer"]["length"].max())
-    cross = f("performer", "time", "crossover_length")
-    text = (f"On the {first['device'].upper() if first['device'] == 'cpu' else first['device']} "
-            f"(${int(first['heads'])}$ heads of width ${int(first['dim_head'])}$, "
-            f"$m = {int(bench['features'].dropna().iloc[0])}$), forward and backward time grows as "
-            f"$L^{{{fmt_number(f('softmax', 'time'))}}}$ for softmax (SDPA) and "
-            f"$L^{{{fmt_number(f('performer', 'time'))}}}$ for FAVOR+")
-    soft, fav = _ms(bench, "softmax", top), _ms(bench, "performer", top)
-    if np.isfinite(cross):
-        text += (f"; FAVOR+ is faster from $L = {int(cross)}$ on, ${fmt_number(soft / fav)}$ times faster at "
-                 f"$L = {top}$ (${fmt_number(fav)}$ against ${fmt_number(soft)}$~ms).")
-    else:
-        text += f"; FAVOR+ is not faster than softmax at the longest $L = {top}$ measured."
-    out.append(text)
-    out.append(f"The memory saved for the backward pass grows as $L^{{{fmt_number(f('performer', 'memory'))}}}$ "
-               f"for FAVOR+, $L^{{{fmt_number(f('softmax-explicit', 'memory'))}}}$ for explicit softmax (the "
-               f"$L \\times L$ matrix) and $L^{{{fmt_number(f('softmax', 'memory'))}}}$ for the fused SDPA kernel, "
-               f"which never stores that matrix.")
+def reference_findings(bench: pd.DataFrame) -> list[str]:
+    """Our FAVOR+ against performer-pytorch's (the spread rule at every length) and the issue's anchor lengths."""
+    out: list[str] = []
     ratios = perf.speed_ratios(bench)
     if len(ratios):
         worst = ratios.loc[ratios["ratio"].idxmax()]
@@ -267,6 +249,41 @@ def scaling_findings(bench: pd.DataFrame | None, fits: pd.DataFrame | None, unet
                        + "; ".join(anchors) + ".")
     else:
         out.append("performer-pytorch was not installed, so our FAVOR+ was not timed against it.")
+    return out
+
+
+def scaling_findings(bench: pd.DataFrame | None, fits: pd.DataFrame | None, unet: pd.DataFrame | None,
+                     reference: bool = True) -> list[str]:
+    """Slopes, the crossover, the speed-up at the longest L, our FAVOR+ against performer-pytorch and the issue's
+    anchor lengths (``reference``: this machine's benchmark only), and the U-Net steps on larger images."""
+    if bench is None or fits is None or not len(bench):
+        return []
+    out = []
+    f = lambda name, q, c="slope": perf.fit_value(fits, name, q, c)  # noqa: E731
+    first = bench.iloc[0]
+    top = int(bench[bench["implementation"] == "performer"]["length"].max())
+    cross = f("performer", "time", "crossover_length")
+    text = (f"On the {first['device'].upper() if first['device'] == 'cpu' else tex_escape(first['device'])} "
+            f"(${int(first['heads'])}$ heads of width ${int(first['dim_head'])}$, "
+            f"$m = {int(bench['features'].dropna().iloc[0])}$), forward and backward time grows as "
+            f"$L^{{{fmt_number(f('softmax', 'time'))}}}$ for softmax (SDPA) and "
+            f"$L^{{{fmt_number(f('performer', 'time'))}}}$ for FAVOR+")
+    soft, fav = _ms(bench, "softmax", top), _ms(bench, "performer", top)
+    if np.isfinite(cross):
+        text += (f"; FAVOR+ is faster from $L = {int(cross)}$ on, ${fmt_number(soft / fav)}$ times faster at "
+                 f"$L = {top}$ (${fmt_number(fav)}$ against ${fmt_number(soft)}$~ms).")
+    else:
+        text += f"; FAVOR+ is not faster than softmax at the longest $L = {top}$ measured."
+    out.append(text)
+    cpu = first["device"] == "cpu"
+    where = "" if cpu else f"On the {tex_escape(first['device'])}, "
+    memory = "The memory saved for the backward pass" if cpu else where + "the allocator's peak memory"
+    out.append(f"{memory} grows as $L^{{{fmt_number(f('performer', 'memory'))}}}$ "
+               f"for FAVOR+, $L^{{{fmt_number(f('softmax-explicit', 'memory'))}}}$ for explicit softmax (the "
+               f"$L \\times L$ matrix) and $L^{{{fmt_number(f('softmax', 'memory'))}}}$ for the fused SDPA kernel, "
+               f"which never stores that matrix.")
+    if reference:
+        out += reference_findings(bench)
     if unet is not None and len(unet):
         parts = []
         for size, g in unet.groupby("image_size", sort=True):
@@ -274,7 +291,7 @@ def scaling_findings(bench: pd.DataFrame | None, fits: pd.DataFrame | None, unet
             ratio = by.loc["performer", "step_ms"] / by.loc["softmax", "step_ms"]
             parts.append(f"${fmt_number(ratio)}$ times softmax's at ${int(size)}\\times{int(size)}$ "
                          f"(${int(by.loc['softmax', 'tokens'])}$ tokens)")
-        out.append("A U-Net training step with FAVOR+ takes " + " and ".join(parts) + ".")
+        out.append(f"{where}{'a' if where else 'A'} U-Net training step with FAVOR+ takes " + " and ".join(parts) + ".")
     return out
 
 
@@ -284,7 +301,8 @@ def target_findings(targets: pd.DataFrame | None) -> list[str]:
 
 
 def _input(files: PaperFiles, name: str) -> pd.DataFrame | None:
-    path = next((p for p in files.inputs if Path(p).name == name), None)
+    """This machine's benchmark table ``name`` (results/bench/), not a device folder's of the same name."""
+    path = next((p for p in files.inputs if Path(p).name == name and Path(p).parent.name == "bench"), None)
     return pd.read_csv(path) if path is not None else None
 
 
@@ -295,6 +313,7 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
     softmax, performer = models(config)
     errors = files.csv("performer_error")
     bench, fits, unet = (_input(files, n) for n in ("attention.csv", "attention_fit.csv", "attention_unet.csv"))
+    devices_measured = [perf.read_device_bench(d) for d in _study(config).get("device_benchmarks", [])]
     tables = files.tex()
     tokens = dim_head = features = None
     if errors is not None and len(errors):
@@ -305,7 +324,10 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
     return {"performer": {
         "findings": (target_findings(files.csv("performer_targets"))
                      + run_findings(summary, softmax, performer, tokens, features)
-                     + error_findings(errors, softmax, performer) + scaling_findings(bench, fits, unet)),
+                     + error_findings(errors, softmax, performer) + scaling_findings(bench, fits, unet)
+                     + [f for d in devices_measured
+                        for f in scaling_findings(d["attention"], d["attention_fit"], d["attention_unet"],
+                                                  reference=False)]),
         "compare_table": tables.get("performer_compare"),
         "scaling_table": tables.get("performer_scaling"),
         "unet_table": tables.get("performer_unet"),
@@ -318,6 +340,8 @@ def context(files: PaperFiles, config: dict[str, Any]) -> dict[str, Any]:
         "dim_head": dim_head,
         "features": features,
         "cuda": "cuda" in devices,
+        "other_devices": sorted({str(d["attention"]["device"].iloc[0]) for d in devices_measured
+                                 if d["attention"] is not None and len(d["attention"])}),
         "study": _study(config),
         "redraw_every": config["models"][performer].get("redraw_every"),
         "missed": missed_targets(files.csv("performer_targets")),
