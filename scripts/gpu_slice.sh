@@ -11,8 +11,11 @@
 #      EXTRA_CONFIG=file.yaml is merged over the preset, e.g. a smaller `bench: {repeats: 2}`);
 #   forward: scripts/dsno_forward_bench.py, the students' forward time and train step without the chain.
 # Each part has its own time limit (PART1_S, PART2_S, PART3_S seconds) so that one slow part leaves the others their
-# time. Wheels of the packages the machine lacks (snakemake, jsonschema, teneva) are installed from .whl/ when it is
-# there. Everything it wrote is packed into OUTDIR/gpu_slice.tar.gz, with the GPU's name and driver.
+# time. Wheels of the packages the machine lacks (snakemake, jsonschema, teneva; diffusers for the bench) are
+# installed from .whl/ when it is there; fetch them where pip works, for the machine's Python (3.12 here), e.g.
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d .whl \
+#       snakemake==9.27.1 jsonschema==4.26.0 teneva==0.14.11 ...   (each dependency the machine lacks, by name)
+# Everything it wrote is packed into OUTDIR/gpu_slice.tar.gz, with the GPU's name and driver.
 set -u
 OUTDIR=${1:-${OUT:-results/gpu}}
 mkdir -p "$OUTDIR"
