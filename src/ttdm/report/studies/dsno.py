@@ -251,8 +251,7 @@ def _device_names(devices: pd.DataFrame | None) -> str:
     """The devices of Table dsno-device, for its caption ("NVIDIA H200", "A and B")."""
     if devices is None or not len(devices):
         return ""
-    names = [tex_escape(str(n)) for n in dict.fromkeys(devices["device_name"])]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return claims.words([tex_escape(str(n)) for n in dict.fromkeys(devices["device_name"])])
 
 
 def _config_of(devices: pd.DataFrame) -> str:
