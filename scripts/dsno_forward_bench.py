@@ -28,17 +28,19 @@ import pandas as pd
 import torch
 
 from ttdm import config as cfg
+from ttdm.config.components import DATASET_KEYS
 from ttdm.data import DATASETS
 from ttdm.io import device_info, resolve_device
 from ttdm.methods.base import Context
 from ttdm.models.embeddings import count_parameters
+from ttdm.report.dsno import train_steps_path
 from ttdm.runs import make_method
 from ttdm.stages.dsno_eval import _sync, forward_ms
 
 
 def dataset_shape(config: dict, dataset: str) -> tuple[int, tuple[int, ...] | None]:
     """(D, image shape) of a config's dataset, from its loader (no data file is read)."""
-    options = {k: v for k, v in config["datasets"][dataset].items() if k not in ("kind", "n_train", "n_test", "n_eval")}
+    options = {k: v for k, v in config["datasets"][dataset].items() if k not in DATASET_KEYS}
     data = DATASETS.get(config["datasets"][dataset]["kind"])(options)
     if data.points is not None:
         return data.points.shape[1], data.image_shape
@@ -124,7 +126,7 @@ def main() -> None:
     info = device_info(device)
     table = pd.DataFrame(rows).assign(gpu=info.get("gpu", ""), torch=info.get("torch", ""), config=str(args.config))
     table.to_csv(args.out, index=False)
-    train_out = args.out.with_name(args.out.stem + "_train.csv")
+    train_out = Path(train_steps_path(args.out))
     pd.DataFrame(train_rows).assign(gpu=info.get("gpu", ""), torch=info.get("torch", "")).to_csv(train_out, index=False)
     print(f"wrote {args.out}, {train_out}")
 

@@ -98,6 +98,11 @@ def ablation(table: pd.DataFrame, evals: pd.DataFrame, dataset: str, models: lis
 DEVICE_COLUMNS = ["dataset", "model", "M", "temporal", "batch", "student_ms", "backbone_ms", "ratio", "device", "gpu"]
 
 
+def train_steps_path(timings: PathLike) -> str:
+    """The training-step CSV that ``scripts/dsno_forward_bench.py`` writes beside its forward-time CSV."""
+    return str(timings)[: -len(".csv")] + "_train.csv"
+
+
 def device_timings(files: Iterable[PathLike]) -> pd.DataFrame:
     """The forward times measured elsewhere (``scripts/dsno_forward_bench.py``: one row per student and batch B),
     each with ``source`` (its file), ``device_name`` (the GPU's name, else the device) and, from the
@@ -110,7 +115,7 @@ def device_timings(files: Iterable[PathLike]) -> pd.DataFrame:
             raise ValueError(f"{f}: not a dsno_forward_bench.py table (missing columns {', '.join(missing)})")
         t = t.assign(source=str(f), device_name=[g if isinstance(g, str) and g else d
                                                  for g, d in zip(t["gpu"], t["device"])])
-        train = str(f)[: -len(".csv")] + "_train.csv"
+        train = train_steps_path(f)
         if os.path.exists(train):
             steps = pd.read_csv(train).pivot_table(index=["dataset", "model"], columns="part", values="step_ms")
             steps.columns = [f"{c}_step_ms" for c in steps.columns]

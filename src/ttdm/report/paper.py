@@ -18,7 +18,7 @@ import jinja2
 from ttdm.io import atomic_write
 from ttdm.report.context import build_context
 from ttdm.report.files import PaperFiles
-from ttdm.report.tables import CONTROL_CHARACTERS, tex_escape
+from ttdm.report.tables import check_latex_text, tex_escape
 
 PathLike = str | os.PathLike
 MAIN_TEMPLATE = "paper.tex.j2"
@@ -50,10 +50,7 @@ def render_paper(files: PaperFiles, templates_dir: PathLike, config: dict[str, A
     templates, out = Path(templates_dir), Path(out_dir)
     context = build_context(files, config, repo=repo)
     text = make_environment(templates).get_template(MAIN_TEMPLATE).render(**context)
-    bad = sorted({f"{c!r} (line {text.count(chr(10), 0, text.index(c)) + 1})" for c in CONTROL_CHARACTERS if c in text})
-    if bad:
-        raise ValueError(f"{out / 'paper.tex'}: the rendered LaTeX holds control characters {', '.join(bad)}: an "
-                         "unescaped backslash in a Python string of a table or finding (\\t of \\times)")
+    check_latex_text(out / "paper.tex", text)  # a finding's or table's string with "\t" for "\\t"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name in context["figure_files"]:
         shutil.copyfile(files.figure(name), out / "figures" / name)

@@ -374,14 +374,20 @@ def write_table(path: PathLike, content: pd.DataFrame | str) -> Path:
     (``"\\times"`` written ``"\times"`` is a tab and "imes"), which LaTeX would print without complaint."""
     if isinstance(content, pd.DataFrame):
         return _write_csv(Path(path), content)
-    bad = sorted({repr(c) for c in content if c in CONTROL_CHARACTERS})
-    if bad:
-        raise ValueError(f"{path}: the LaTeX holds control characters {', '.join(bad)} (an unescaped backslash in a "
-                         f"Python string, e.g. \\t of \\times); write the backslash twice or use a raw string")
+    check_latex_text(path, content)
     return _write_text(Path(path), content)
 
 
 CONTROL_CHARACTERS = frozenset("\a\b\t\v\f\r")  # what "\a", "\b", "\t", "\v", "\f", "\r" become in a Python string
+
+
+def check_latex_text(path: PathLike, text: str) -> None:
+    """Refuse LaTeX that holds a control character (:data:`CONTROL_CHARACTERS`), naming ``path``, the characters and
+    the line of the first of each: it comes from a backslash that Python read as an escape."""
+    bad = sorted(f"{c!r} (line {text.count(chr(10), 0, text.index(c)) + 1})" for c in CONTROL_CHARACTERS if c in text)
+    if bad:
+        raise ValueError(f"{path}: the LaTeX holds control characters {', '.join(bad)} (an unescaped backslash in a "
+                         f"Python string, e.g. \\t of \\times); write the backslash twice or use a raw string")
 
 
 def split_setting(key: str) -> tuple[str, int]:

@@ -105,10 +105,11 @@ def device_files(config: dict[str, Any]) -> list[str]:
     committed with the repository) and the training-step CSV beside each one that has it."""
     from pathlib import Path
 
+    from ttdm.report.dsno import train_steps_path
+
     files = []
     for f in _study(config).get("device_timings", []):
-        train = f[: -len(".csv")] + "_train.csv"
-        files += [f] + ([train] if Path(train).exists() else [])
+        files += [f] + ([train_steps_path(f)] if Path(train_steps_path(f)).exists() else [])
     return files
 
 
