@@ -3,13 +3,19 @@
 
 Usage (on an idle machine; about as long as `make paper`):
 
-    .venv/bin/python scripts/pipeline_bench.py [--cores 2] [--workdir /tmp/ttdm-bench] [--no-worker]
+    .venv/bin/python scripts/pipeline_bench.py [--cores 2] [--workdir /tmp/ttdm-bench] [--no-worker] [--rev REV]
+                                               [--part trust]
 
 It clones the repository's HEAD into ``--workdir`` (reusing this checkout's .venv), runs ``make paper`` there while
 sampling the Snakemake process's own CPU time, then a second ``snakemake -n`` (nothing to do) three times and a
 misconfigured ``snakemake -n`` three times, and reads the clone's ``benchmarks/`` (every job's wall time), job logs
 (every ``ttdm`` command's last line: start-up = process start and imports) and Snakemake's log (when each job
 started and ended).  It writes ``results/bench/pipeline.csv`` here: measure, value, unit, target, met, note.
+
+``--part trust`` measures the quick preset as the trust issue (9) left it, on today's code: the clone's config.yaml
+without what the later issues added (the trilemma, Performer and DSNO studies, their runs, samplers and classifier;
+see ``trust_part``).  The issue's budget is the Method issue's wall time plus 4 minutes; measure that commit
+(``--rev``) on the same day, as the machine's speed drifts between sessions.
 """
 
 from __future__ import annotations
@@ -125,6 +131,38 @@ def snakemake_dry(workdir: Path, env: dict, config: str | None = None) -> float:
     return statistics.median(times)
 
 
+LATER_METHODS = {"vdm", "ddgan", "autoencoder", "latent_ddpm", "dsno"}  # the trilemma and DSNO issues' methods
+LATER_STUDIES = ("trilemma", "performer", "dsno", "classifier")
+LATER_SAMPLERS = ("dpmpp", "gan", "dsno")
+TARGETS_S = {"all": 720, "trust": 552 + 240}  # the Method issue's 12 min; its measured 552 s + the trust issue's 4 min
+
+
+def trust_part(config: dict) -> dict:
+    """The quick preset as the trust issue left it: ``config`` without the trilemma, Performer and DSNO additions.
+
+    Dropped: grid blocks of the later methods (VDM, DDGAN, autoencoder, latent DDPM, DSNO) and the FAVOR+ sweep, the
+    studies and the digits classifier, the DPM-Solver++, GAN-chain and DSNO samplers, and the models only they use.
+    The U-Net keeps the trust issue's two seeds and no likelihood job (the third seed and the ELBO came with the
+    Performer and trilemma issues).
+    """
+    out = {key: value for key, value in config.items() if key not in LATER_STUDIES}
+    grid = []
+    for block in config["grid"]:
+        if block.get("training", {}).get("method") in LATER_METHODS or "attention" in block.get("sweep", {}):
+            continue
+        block = dict(block)
+        if block["models"] == ["unet"]:
+            block.update(seeds=[0, 1], likelihood=False)
+        grid.append(block)
+    out["grid"] = grid
+    used = {model for block in grid for model in block["models"]}
+    out["models"] = {name: spec for name, spec in config["models"].items() if name in used}
+    samplers = config["sampling"]["samplers"]
+    out["sampling"] = {**config["sampling"],
+                       "samplers": {name: spec for name, spec in samplers.items() if name not in LATER_SAMPLERS}}
+    return out
+
+
 def _commit(work: Path) -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=work, capture_output=True, text=True)
     return out.stdout.strip()
@@ -136,6 +174,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ttdm-pipeline-bench"))
     parser.add_argument("--no-worker", action="store_true", help="run every job in its own process")
     parser.add_argument("--rev", default="HEAD", help="the commit to measure (default HEAD)")
+    parser.add_argument("--part", choices=sorted(TARGETS_S), default="all",
+                        help="all: the quick preset; trust: without the later issues' additions (trust_part)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "pipeline.csv")
     args = parser.parse_args()
 
@@ -151,6 +191,9 @@ def main() -> None:
     if args.no_worker:
         env["TTDM_NO_WORKER"] = "1"
     (work / ".venv" / ".installed").touch(exist_ok=True)
+    if args.part == "trust":
+        config_path = work / "config.yaml"
+        config_path.write_text(yaml.safe_dump(trust_part(yaml.safe_load(config_path.read_text())), sort_keys=False))
     print(f"make paper in {work} ...", flush=True)
     wall, snake_cpu, code = timed(["make", "paper", f"CORES={args.cores}"], work, env)
     if code != 0:
@@ -168,9 +211,10 @@ def main() -> None:
     n_jobs = sum(len(v) for v in jobs.values())
     overhead = sum(s for v in starts.values() for s, _, _ in v)
     tail_s, tail_rules = idle_tail(timeline(work), args.cores)
+    target = TARGETS_S[args.part]
     rows = [
-        ("make_paper_wall", wall, "s", 720, wall <= 720,
-         f"{args.cores} cores, worker {'off' if args.no_worker else 'on'}, commit {_commit(work)}"),
+        ("make_paper_wall", wall, "s", target, wall <= target,
+         f"{args.cores} cores, worker {'off' if args.no_worker else 'on'}, commit {_commit(work)}, part {args.part}"),
         ("second_dry_run", second, "s", 5, second <= 5, "snakemake -n with nothing to do, median of 3"),
         ("misconfig_refusal", refused, "s", 5, refused <= 5, "snakemake -n with models.mlp.depth: -5, median of 3"),
         ("job_overhead_share", overhead / summed, "fraction", 0.15, overhead / summed <= 0.15,
