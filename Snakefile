@@ -25,6 +25,14 @@ include: "workflow/rules/performer.smk"
 include: "workflow/rules/dsno.smk"
 
 
+# Snakemake starts a 1-second re-evaluation timer in every scheduling round that leaves ready jobs, and each timer's
+# round starts another: with hundreds of short jobs the rounds grow quadratically. Keep one timer pending
+# (src/ttdm/snakemake_rounds.py).
+from ttdm.snakemake_rounds import one_pending_reevaluation
+
+one_pending_reevaluation()
+
+
 # Local runs: one warm `ttdm worker` imports torch once and every job's `ttdm` forks from it (src/ttdm/worker.py);
 # cluster jobs, conda environments and TTDM_NO_WORKER=1 run each command in its own process.
 WORKER = {}
