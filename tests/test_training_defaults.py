@@ -44,19 +44,21 @@ def test_the_ema_after_n_steps_is_the_warmed_up_recursion(data_dir: Path, tmp_pa
     spec = make_spec(ema_decay=0.995, checkpoint_every=30)  # 30 steps
     weights = []  # θ_n after each step n, as the loop hands them to the EMA update
     update = train_mod._ema_update
+    model0 = build_model(spec, 2, None)
+    names = [name for name, _ in model0.named_parameters()]  # the order of the loop's parameter lists
 
     def recording(ema, model, decay):
-        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        weights.append({k: v.detach().clone() for k, v in zip(names, model.params, strict=True)})
         update(ema, model, decay)
 
     monkeypatch.setattr(train_mod, "_ema_update", recording)
     train(spec, data_dir, tmp_path)
     assert len(weights) == 30
-    theta0 = {k: v.double() for k, v in build_model(spec, 2, None).state_dict().items()}
-    ema = dict(theta0)
+    theta0 = {k: v.double() for k, v in model0.state_dict().items()}
+    ema = dict(theta0)  # buffers stay as built: the EMA copies them
     for n, theta in enumerate(weights, start=1):  # e_n = d_n e_{n−1} + (1 − d_n) θ_n, d_n = min(d, (1 + n)/(10 + n))
         d = min(0.995, (1 + n) / (10 + n))
-        ema = {k: d * ema[k] + (1 - d) * theta[k].double() for k in ema}
+        ema.update({k: d * ema[k] + (1 - d) * theta[k].double() for k in theta})
     ckpt = torch.load(tmp_path / "checkpoints" / "ckpt.pt", weights_only=True)
     for k, v in ckpt["ema"]["denoiser"].items():
         torch.testing.assert_close(v.double(), ema[k], rtol=1e-5, atol=1e-6)
