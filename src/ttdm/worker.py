@@ -85,6 +85,7 @@ def _preload() -> None:
     import teneva  # noqa: F401
     import torch  # noqa: F401
     import torch._dynamo  # noqa: F401  (the optimizers' first step imports it, and sympy with it: 0.7 s)
+    import torch._decomp.decompositions_for_jvp  # noqa: F401  (forward-mode AD, the TT's likelihood: 0.5 s)
 
     import ttdm.cli  # noqa: F401
     from ttdm.data import DATASETS
