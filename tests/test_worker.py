@@ -114,3 +114,13 @@ def test_a_child_takes_the_jobs_thread_count():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if "NUM_THREADS" not in k})
     assert out.stdout.split() == ["1", "1"]
+
+
+def test_the_console_script_imports_only_a_client():
+    """Every job starts `ttdm` (ttdm.launcher:main): it must not import the CLI, the worker's server side or torch."""
+    code = ("import sys, ttdm.launcher, ttdm.timing; "
+            "print(sorted({'argparse', 'subprocess', 'tempfile', 'threading', 'typing', 'numpy', 'torch', 'ttdm.cli', "
+            "'ttdm.worker'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+

@@ -2,6 +2,6 @@
 
 import sys
 
-from ttdm.cli import main
+from ttdm.launcher import main
 
 sys.exit(main())

@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None, *, worker: bool = True, started: float |
     started = process_start_time() if started is None else started
     argv = sys.argv[1:] if argv is None else list(argv)
     if worker and argv[:1] != ["worker"]:
-        from ttdm.worker import run_via_worker
+        from ttdm.launcher import run_via_worker
 
         code = run_via_worker(argv, started)
         if code is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from typing import Any
 
 
 def process_start_time(pid: int | str = "self") -> float | None:
@@ -40,7 +39,7 @@ class ImportClock:
         self._original = builtins.__import__
         clock = self
 
-        def timed_import(*args: Any, **kwargs: Any) -> Any:
+        def timed_import(*args: object, **kwargs: object) -> object:
             if clock._depth:
                 return clock._original(*args, **kwargs)
             clock._depth += 1
@@ -55,7 +54,7 @@ class ImportClock:
         self.entered = time.time()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.left = time.time()
         builtins.__import__ = self._original
 

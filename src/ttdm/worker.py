@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -31,46 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-ENV = "TTDM_WORKER"
-_HEADER = struct.Struct("!I")  # byte length of the JSON request; 4-byte exit status in the reply
-
-
-# ---- client ----------------------------------------------------------------------------------------------------
-def run_via_worker(argv: list[str], started: float | None = None) -> int | None:
-    """Run ``ttdm argv`` in the worker named by $TTDM_WORKER; its exit status, or None when there is no worker.
-
-    ``started``: this process's start time (epoch seconds), from which the command's start-up time is counted.
-    """
-    path = os.environ.get(ENV)
-    if not path:
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        print(f"ttdm: no worker at {path} ({err.strerror}); running in this process", file=sys.stderr)
-        return None
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "started": started}).encode()
-    with sock:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        socket.send_fds(sock, [_HEADER.pack(len(request)) + request], [0, 1, 2])
-        reply = _recv_exactly(sock, _HEADER.size)
-    if len(reply) < _HEADER.size:
-        print(f"ttdm: the worker at {path} ended the command without an exit status", file=sys.stderr)
-        return 1
-    return _HEADER.unpack(reply)[0]
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
+from ttdm.launcher import ENV, HEADER as _HEADER, run_via_worker  # noqa: F401  (the client side: ttdm.launcher)
 
 
 # ---- server ----------------------------------------------------------------------------------------------------
