@@ -48,7 +48,7 @@ def test_the_ema_after_n_steps_is_the_warmed_up_recursion(data_dir: Path, tmp_pa
     names = [name for name, _ in model0.named_parameters()]  # the order of the loop's parameter lists
 
     def recording(ema, model, decay):
-        weights.append({k: v.detach().clone() for k, v in zip(names, model.params, strict=True)})
+        weights.append({k: v.detach().clone() for k, v in zip(names, model, strict=True)})
         update(ema, model, decay)
 
     monkeypatch.setattr(train_mod, "_ema_update", recording)

@@ -37,7 +37,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,24 +89,13 @@ def lr_factor(schedule: str, warmup: int, n: int, steps: int) -> float:
     raise ValueError(f"lr_schedule {schedule!r} is not allowed; allowed: constant, cosine")
 
 
-class _Tensors(NamedTuple):
-    """A module's parameters and buffers, listed once (walking the module tree every step costs ~5 % of an MLP's)."""
-
-    params: list[torch.Tensor]
-    buffers: list[torch.Tensor]
-
-    @classmethod
-    def of(cls, module: nn.Module) -> _Tensors:
-        return cls(list(module.parameters()), list(module.buffers()))
-
-
-def _ema_update(ema: _Tensors, model: _Tensors, decay: float) -> None:
-    """θ_ema ← decay θ_ema + (1 − decay) θ, all parameters in one foreach call; buffers are copied."""
-    with torch.no_grad():
-        if ema.params:
-            torch._foreach_lerp_(ema.params, model.params, 1.0 - decay)
-        for be, b in zip(ema.buffers, model.buffers):
-            be.copy_(b)
+def _ema_update(ema_params: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+    """θ_ema ← decay θ_ema + (1 − decay) θ, all parameters in one foreach call.  The lists are built once per run
+    (walking the module tree every step cost ~5 % of an MLP's step); buffers are not averaged but copied whenever the
+    EMA is read (:meth:`_Loop.ema_modules`), as a module may replace a buffer (FAVOR+ redraws its features)."""
+    if ema_params:
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
 
 
 def _loss_csv(rows: list[list[float]], columns: list[str]) -> str:
@@ -241,7 +230,8 @@ class _Loop:
         self.training = spec["training"]
         self.ckpt_path = out_dir / "checkpoints" / "ckpt.pt"
         self.ema = {name: copy.deepcopy(parts[name]).requires_grad_(False) for name in method.ema_parts()}
-        self.ema_tensors = {name: (_Tensors.of(ema), _Tensors.of(parts[name])) for name, ema in self.ema.items()}
+        self.ema_params = {name: (list(ema.parameters()), list(parts[name].parameters()))
+                           for name, ema in self.ema.items()}
         self.optimizers = method.optimizers(parts)
         for optimizer in self.optimizers.values():  # the base learning rates the schedule multiplies
             for group in optimizer.param_groups:
@@ -257,9 +247,18 @@ class _Loop:
         self.log: list[list[float]] = []  # rows [step, loss, wall_s, *validation]
         self._resume()
 
+    def ema_modules(self) -> dict[str, nn.Module]:
+        """The EMA copies, given their parts' current buffers (buffers are copied, not averaged)."""
+        with torch.no_grad():
+            for name, ema in self.ema.items():
+                for ema_buffer, buffer in zip(ema.buffers(), self.parts[name].buffers(), strict=True):
+                    ema_buffer.copy_(buffer)
+        return self.ema
+
     def sampling_parts(self) -> dict[str, nn.Module]:
         """The weights that sample: the EMA of the parts that keep one, the others as they are."""
-        return {name: self.ema.get(name, part) for name, part in self.parts.items()}
+        ema = self.ema_modules()
+        return {name: ema.get(name, part) for name, part in self.parts.items()}
 
     def _resume(self) -> None:
         if not self.ckpt_path.exists():
@@ -281,7 +280,7 @@ class _Loop:
         state = {
             "format": CKPT_FORMAT, "spec": canonical(self.spec), "step": self.step,
             "parts": {k: m.state_dict() for k, m in self.parts.items()},
-            "ema": {k: m.state_dict() for k, m in self.ema.items()},
+            "ema": {k: m.state_dict() for k, m in self.ema_modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "method": self.method.state_dict(), "generator": self.generator.get_state(),
             "losses": self.losses[: self.step].clone(), "log": self.log, "wall_s": wall,
@@ -315,8 +314,8 @@ class _Loop:
                 raise FloatingPointError(
                     f"training loss is {value} at step {self.step + 1} of {self.out_dir}; lower the lr or step size?")
             decay = ema_decay(tr["ema_decay"], self.step + 1)  # the warm-up counts updates: resumes with the step
-            for ema, model in self.ema_tensors.values():
-                _ema_update(ema, model, decay)
+            for ema_params, params in self.ema_params.values():
+                _ema_update(ema_params, params, decay)
             self.losses[self.step] = value
             self.step += 1
             wall = self.wall_prev + time.perf_counter() - start
