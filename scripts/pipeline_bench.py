@@ -188,6 +188,9 @@ def main() -> None:
     # the shared .venv has ttdm installed in editable mode from this checkout: put the clone's own source first
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(work / "src")}
+    launcher = work / "src" / "ttdm" / "launcher.py"
+    if not launcher.exists():  # an older --rev, whose console script was ttdm.cli:main: the shared venv's calls this
+        launcher.write_text("from ttdm.cli import main  # noqa: F401  (written by pipeline_bench for an older rev)\n")
     if args.no_worker:
         env["TTDM_NO_WORKER"] = "1"
     (work / ".venv" / ".installed").touch(exist_ok=True)
