@@ -47,7 +47,9 @@ def _preload() -> None:
     import torch._dynamo  # noqa: F401  (the optimizers' first step imports it, and sympy with it: 0.7 s)
     import torch._decomp.decompositions_for_jvp  # noqa: F401  (forward-mode AD, the TT's likelihood: 0.5 s)
 
-    import ttdm.cli  # noqa: F401
+    import ttdm.cli
+
+    ttdm.cli.build_parser()  # cached: each command's child only parses
     from ttdm.data import DATASETS
     from ttdm.methods import METHODS
     from ttdm.metrics import METRICS
