@@ -348,8 +348,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
     serve(args.socket)
 
 
-def main(argv: list[str] | None = None, *, worker: bool = True, started: float | None = None) -> int:
-    """Run ``ttdm argv``: in the warm worker of a local Snakemake run when there is one (:mod:`ttdm.worker`).
+def main(argv: list[str] | None = None, *, started: float | None = None) -> int:
+    """Run ``ttdm argv`` in this process (the console script, :mod:`ttdm.launcher`, first offers it to the warm
+    worker of a local Snakemake run, whose child then calls this).
 
     Every command ends its log with one line ``ttdm COMMAND: start-up S s (imports I s), total T s``: S is the
     time from the process's start (the client's, through the worker) to the command's work, imports included.
@@ -359,12 +360,6 @@ def main(argv: list[str] | None = None, *, worker: bool = True, started: float |
 
     started = process_start_time() if started is None else started
     argv = sys.argv[1:] if argv is None else list(argv)
-    if worker and argv[:1] != ["worker"]:
-        from ttdm.launcher import run_via_worker
-
-        code = run_via_worker(argv, started)
-        if code is not None:
-            return code
     args = build_parser().parse_args(argv)
     clock = ImportClock()
     code = 0

@@ -67,4 +67,4 @@ def main(argv: list[str] | None = None) -> int:
             return code
     from ttdm.cli import main as cli_main
 
-    return cli_main(argv, worker=False, started=started)
+    return cli_main(argv, started=started)

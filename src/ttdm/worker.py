@@ -128,7 +128,7 @@ def _child(conn: socket.socket) -> None:
         from ttdm.cli import main
 
         try:
-            code = main(request["argv"], worker=False, started=request.get("started"))
+            code = main(request["argv"], started=request.get("started"))
         except SystemExit as exit_:  # argparse's --help and usage errors
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         except KeyboardInterrupt:
