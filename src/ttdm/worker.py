@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from ttdm.launcher import ENV, HEADER as _HEADER, run_via_worker  # noqa: F401  (the client side: ttdm.launcher)
+from ttdm.launcher import ENV, HEADER as _HEADER  # noqa: F401  (ENV: tests and callers; the client is ttdm.launcher)
 
 
 # ---- server ----------------------------------------------------------------------------------------------------
